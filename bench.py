@@ -1,0 +1,107 @@
+"""
+Time training steps (forward, backward, optimizer) for any model config, without the
+rest of train.py: no evaluation, no checkpoints.
+
+    python bench.py config/train_shakespeare_char_cpu.py
+    python bench.py --n_layer=12 --n_embd=768 --block_size=1024 --batch_size=8 --real_data=False
+    python bench.py config/train_gpt2.py --profile=True      # writes a trace for chrome://tracing
+
+Takes the same keys as train.py (model flags, batch_size, block_size, device, dtype,
+compile, ...) plus the few below; the batch and step code is train.py's own.
+"""
+
+import os
+import resource
+import time
+from dataclasses import fields
+
+import numpy as np
+import torch
+
+import train
+from configurator import configure
+from data.common import dataset_dir, load_meta, open_tokens
+from model import GPT, GPTConfig
+
+# ----------------------------------------------------------------------------- config
+globals().update({k: getattr(train, k) for k in train.__dict__ if k in train.CONFIG_KEYS})
+batch_size = 12
+block_size = 1024
+real_data = True  # batches from data/<dataset>/train.bin; False: random token ids
+num_steps = 50  # timed steps, after warmup_steps untimed ones
+warmup_steps = 10
+profile = False  # torch.profiler trace of a few steps, written to bench_trace.json
+# ------------------------------------------------------------------------------
+
+
+def main():
+    device_ = train.resolve_device(device)
+    dtype_ = train.resolve_dtype(dtype, device_)
+    device_type = device_.split(":")[0]
+    if device_type == "cpu":
+        torch.set_flush_denormal(True)
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    if real_data:
+        ddir = dataset_dir(dataset, data_dir)
+        meta = load_meta(ddir)
+        data = open_tokens(ddir, "train", meta)
+        vocab = vocab_size or meta["vocab_size"]
+    else:
+        vocab = vocab_size or GPTConfig.vocab_size
+        data = rng.integers(0, vocab, size=max(100 * block_size, 1_000_000), dtype=np.int64)
+
+    model_args = {f.name: globals()[f.name] for f in fields(GPTConfig)}
+    model_args["vocab_size"] = vocab
+    model = GPT(GPTConfig(**model_args)).to(device_)
+    optimizer = model.configure_optimizers(weight_decay, learning_rate, (beta1, beta2), device_type)
+    step_model = torch.compile(model) if compile else model
+    ctx = train.autocast_context(device_, dtype_)
+    scaler = torch.amp.GradScaler(device_type, enabled=(dtype_ == "float16"))
+    tokens_per_iter = gradient_accumulation_steps * batch_size * block_size
+
+    def step():
+        starts = train.draw_batch_starts(rng, len(data), block_size, gradient_accumulation_steps, batch_size)
+        for micro in range(gradient_accumulation_steps):
+            X, Y = train.get_batch(data, starts[micro], block_size, device_)
+            with ctx:
+                _, loss = step_model(X, Y)
+                loss = loss / gradient_accumulation_steps
+            scaler.scale(loss).backward()
+        if grad_clip:
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        scaler.step(optimizer)
+        scaler.update()
+        optimizer.zero_grad(set_to_none=True)
+        return loss.item()  # waits for the device, so the clock measures finished work
+
+    print(f"{model.num_params() / 1e6:.2f}M parameters, {device_}, {dtype_}, compile={compile}, "
+          f"{tokens_per_iter:,} tokens/iter, {'real' if real_data else 'random'} data")
+    for _ in range(warmup_steps):
+        step()
+    if profile:
+        from torch.profiler import ProfilerActivity, profile as torch_profile
+        acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device_type == "cuda" else [])
+        with torch_profile(activities=acts, record_shapes=True) as prof:
+            for _ in range(5):
+                step()
+        prof.export_chrome_trace("bench_trace.json")
+        print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15))
+        print("wrote bench_trace.json")
+    times = []
+    for _ in range(num_steps):
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+    dt = float(np.median(times))
+    mfu = model.estimate_mfu(tokens_per_iter, dt, peak_flops or train.lookup_peak_flops(device_))
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    print(f"median {dt * 1000:.2f} ms/iter (p10 {np.percentile(times, 10) * 1000:.2f}, "
+          f"p90 {np.percentile(times, 90) * 1000:.2f}), {tokens_per_iter / dt:,.0f} tokens/s"
+          + (f", MFU {mfu * 100:.2f}%" if mfu else "") + f", peak RSS {rss:.0f} MiB")
+
+
+if __name__ == "__main__":
+    configure(globals())
+    main()

@@ -1,0 +1,110 @@
+"""
+Command-line overrides for the globals-driven scripts (train.py, sample.py, bench.py, ...).
+
+    python train.py config/train_shakespeare_char.py --batch_size=32 --compile=False
+
+A config file is plain Python, run first; then each --key=value replaces one global.
+Values are read with ast.literal_eval (so 3, 3e-4, True, (0.9, 0.95), 'text') and fall
+back to the raw string (so --device=cuda:1 works without quotes). Unknown keys and
+wrong types stop the run with one line naming the nearest valid keys.
+
+Scripts call configure(globals()); tests call apply_overrides on a plain dict.
+"""
+
+import ast
+import difflib
+import os
+import sys
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def config_keys(globals_dict):
+    """The globals a user may override: plain values, not modules, functions or _private names."""
+    plain = (int, float, bool, str, tuple, type(None))
+    return [k for k, v in globals_dict.items() if not k.startswith("_") and isinstance(v, plain)]
+
+
+def _unknown(key, keys):
+    near = difflib.get_close_matches(key, keys, n=3, cutoff=0.5)
+    hint = f"; did you mean {', '.join('--' + k for k in near)}?" if near else "; see --help for all keys"
+    return ConfigError(f"unknown config key '{key}'{hint}")
+
+
+def _parse(key, text, default):
+    """Turn the command-line text for key into a value of the default's type."""
+    if text.lower() in ("true", "false"):
+        value = text.lower() == "true"  # any case: --compile=false
+    else:
+        try:
+            value = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            value = text  # a bare word such as --device=cpu
+    return _check(key, value, default, text)
+
+
+def _check(key, value, default, shown=None):
+    if default is None or value is None:
+        return value
+    want = type(default)
+    if want is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)  # --learning_rate=1 means 1.0
+    if want is str and not isinstance(value, str):
+        return shown if shown is not None else str(value)  # --out_dir=2024 is the string '2024'
+    if want is tuple and isinstance(value, list):
+        return tuple(value)
+    if type(value) is not want:
+        shown = shown if shown is not None else repr(value)
+        raise ConfigError(f"--{key} expects {want.__name__} (default {default!r}), got {shown!r}")
+    return value
+
+
+def apply_overrides(globals_dict, argv):
+    """Apply config files and --key=value arguments (in order) to globals_dict.
+    Returns {key: value} of everything that was set, so a caller can tell what the
+    user chose explicitly. Raises ConfigError with a one-line message."""
+    keys = config_keys(globals_dict)
+    chosen = {}
+    for arg in argv:
+        if not arg.startswith("--"):
+            if not os.path.isfile(arg):
+                raise ConfigError(f"config file '{arg}' not found (arguments are a config file, then --key=value)")
+            scope = {}
+            with open(arg) as f:
+                exec(compile(f.read(), arg, "exec"), scope)
+            for k, v in scope.items():
+                if k.startswith("_") or k not in config_keys(scope):
+                    continue  # imports, helper functions, private names
+                if k not in globals_dict:
+                    raise ConfigError(f"{arg}: " + str(_unknown(k, keys)))
+                globals_dict[k] = chosen[k] = _check(k, v, globals_dict[k])
+            continue
+        if "=" not in arg:
+            raise ConfigError(f"'{arg}' has no value; write --key=value (e.g. {arg}=True)")
+        key, text = arg[2:].split("=", 1)
+        if key not in keys:
+            raise _unknown(key, keys)
+        globals_dict[key] = chosen[key] = _parse(key, text, globals_dict[key])
+    return chosen
+
+
+def help_text(globals_dict, script):
+    lines = [f"usage: python {script} [config/file.py] [--key=value ...]", "", "keys and their defaults:"]
+    for k in config_keys(globals_dict):
+        lines.append(f"  --{k}={globals_dict[k]!r}")
+    return "\n".join(lines)
+
+
+def configure(globals_dict, argv=None):
+    """The scripts' entry point: --help prints every key; an error prints one line and exits 2."""
+    argv = sys.argv[1:] if argv is None else argv
+    if "-h" in argv or "--help" in argv:
+        print(help_text(globals_dict, os.path.basename(sys.argv[0])))
+        sys.exit(0)
+    try:
+        return apply_overrides(globals_dict, argv)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,446 @@
+"""
+The GPT language model, in one file, with every ablation behind a flag.
+
+All flags off gives GPT-2 (Radford et al. 2019): learned positions, pre-norm
+LayerNorm blocks, GELU MLP, tied input/output embeddings. Read it top to bottom:
+config, small layers (norms, rotary embeddings, the KV cache), attention, MLP,
+block, the GPT itself, then generation.
+
+Imports only torch.
+"""
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+from torch.nn import functional as F
+
+
+@dataclass
+class GPTConfig:
+    block_size: int = 1024  # longest context the model sees (and learns positions for)
+    vocab_size: int = 50304  # GPT-2's 50257 padded up to a multiple of 64 for speed
+    n_layer: int = 12
+    n_head: int = 12
+    n_embd: int = 768
+    dropout: float = 0.0  # on attention weights and residual branches; 0 for pretraining, 0.1+ to finetune
+    bias: bool = True  # biases in Linears and LayerNorms, as GPT-2; False is a little faster and often as good
+    attn_impl: str = "sdpa"  # 'sdpa': fused F.scaled_dot_product_attention; 'manual': the readable reference
+    attention: str = "vanilla"  # 'vanilla': dot-product; 'synthesizer': dense Synthesizer (Tay et al. 2020, CS224N a5)
+    n_kv_head: int = 0  # grouped-query attention (Ainslie et al. 2023): heads sharing k/v; 0 means n_head (plain MHA)
+    use_qk_norm: bool = False  # normalise q and k per head before the dot product (Dehghani et al. 2023, OLMo 2)
+    use_rope: bool = False  # rotary position embeddings on q, k (Su et al. 2021) instead of a learned position table
+    rope_theta: float = 10000.0  # RoPE base: rotation wavelengths run from 2*pi to 2*pi*theta
+    use_rmsnorm: bool = False  # RMSNorm (Zhang & Sennrich 2019) instead of LayerNorm, in every norm
+    norm_eps: float = 1e-5
+    use_swiglu: bool = False  # SiLU-gated MLP (Shazeer 2020, LLaMA); see mlp_width() for the width rule
+    use_relu2: bool = False  # squared-ReLU MLP (So et al. 2021, Primer; modded-nanogpt)
+    mlp_hidden: int = 0  # MLP hidden width; 0 means 4*n_embd, or 2/3 of that for SwiGLU (same parameter count)
+    tie_embeddings: bool = True  # share the token embedding with the LM head, as GPT-2; False unties them
+
+    def __post_init__(self):
+        def need(ok, msg):
+            if not ok:
+                raise ValueError(msg)
+
+        need(self.n_embd % self.n_head == 0, f"n_embd={self.n_embd} must be divisible by n_head={self.n_head}")
+        need(self.attn_impl in ("sdpa", "manual"), f"attn_impl must be 'sdpa' or 'manual', got {self.attn_impl!r}")
+        need(self.attention in ("vanilla", "synthesizer"),
+             f"attention must be 'vanilla' or 'synthesizer', got {self.attention!r}")
+        need(not (self.attention == "synthesizer" and self.attn_impl == "sdpa"),
+             "attention='synthesizer' computes its own attention weights, so it needs --attn_impl=manual")
+        kv = self.n_kv_head or self.n_head
+        need(0 < kv <= self.n_head and self.n_head % kv == 0,
+             f"n_kv_head={self.n_kv_head} must divide n_head={self.n_head}")
+        need(not (self.use_rope and (self.n_embd // self.n_head) % 2),
+             "use_rope needs an even head size (n_embd // n_head)")
+        need(not (self.use_swiglu and self.use_relu2), "use_swiglu and use_relu2 are two different MLPs; pick one")
+        need(self.block_size > 0 and self.vocab_size > 0, "block_size and vocab_size must be positive")
+
+    @property
+    def head_dim(self):
+        return self.n_embd // self.n_head
+
+    def mlp_width(self):
+        # SwiGLU has three matrices instead of two, so 2/3 of the GELU width keeps
+        # the parameter count: 3 * n_embd * (2/3 * 4 * n_embd) == 2 * n_embd * 4 * n_embd.
+        if self.mlp_hidden:
+            return self.mlp_hidden
+        return int(2 * 4 * self.n_embd / 3) if self.use_swiglu else 4 * self.n_embd
+
+
+class LayerNorm(nn.Module):
+    """LayerNorm with an optional bias (PyTorch's cannot switch the bias off)."""
+
+    def __init__(self, ndim, bias, eps):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(ndim))
+        self.bias = nn.Parameter(torch.zeros(ndim)) if bias else None
+        self.eps = eps
+
+    def forward(self, x):
+        return F.layer_norm(x, self.weight.shape, self.weight, self.bias, self.eps)
+
+
+class RMSNorm(nn.Module):
+    """x / sqrt(mean(x^2) + eps) * weight: no mean subtraction, no bias."""
+
+    def __init__(self, ndim, bias, eps):  # bias is ignored; the signature matches LayerNorm
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(ndim))
+        self.eps = eps
+
+    def forward(self, x):
+        return F.rms_norm(x, self.weight.shape, self.weight, self.eps)
+
+
+def rope_tables(head_dim, max_len, theta):
+    """cos and sin of the rotation angle pos * theta^(-2i/head_dim), each (max_len, head_dim/2)."""
+    inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2).float() / head_dim))
+    angles = torch.outer(torch.arange(max_len).float(), inv_freq)
+    return angles.cos(), angles.sin()
+
+
+def apply_rope(x, cos, sin):
+    """Rotate each (x1[i], x2[i]) pair of x (B, nh, T, hs) by its position's angle.
+    Pairs are the two halves of the head (the GPT-NeoX / LLaMA-HF layout)."""
+    x1, x2 = x.float().chunk(2, dim=-1)  # (B, nh, T, hs/2) each
+    out = torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
+    return out.type_as(x)
+
+
+class KVCache:
+    """Keys and values of the tokens seen so far, one slot per layer, for decoding one
+    token at a time. Attention stores into it; GPT.forward advances `pos` once per call."""
+
+    def __init__(self, n_layer, max_len):
+        self.n_layer, self.max_len = n_layer, max_len
+        self.k = self.v = None  # allocated on first use, in the dtype and device of the keys
+        self.pos = 0  # number of positions already stored
+
+    def reset(self):
+        self.pos = 0
+
+    def store(self, layer, k, v):
+        """k, v: (B, nkv, T, hs) for the new positions (k may be None: Synthesizer has no keys).
+        Returns the keys and values of all positions so far, (B, nkv, pos+T, hs)."""
+        B, nkv, T, hs = v.shape
+        if self.pos + T > self.max_len:
+            raise ValueError(f"KV cache holds {self.max_len} positions; {self.pos}+{T} do not fit")
+        if self.v is None or self.v.shape[1] != B:
+            shape = (self.n_layer, B, nkv, self.max_len, hs)
+            self.v = v.new_zeros(shape)
+            self.k = None if k is None else k.new_zeros(shape)
+        end = self.pos + T
+        self.v[layer, :, :, self.pos:end] = v
+        if k is None:
+            return None, self.v[layer, :, :, :end]
+        self.k[layer, :, :, self.pos:end] = k
+        return self.k[layer, :, :, :end], self.v[layer, :, :, :end]
+
+
+def causal_mask(T, S, device):
+    """(T, S) bool, True where query t (the last T of S positions) may see key s."""
+    return torch.ones(T, S, dtype=torch.bool, device=device).tril(diagonal=S - T)
+
+
+class CausalSelfAttention(nn.Module):
+    """Multi-head dot-product attention; grouped-query when n_kv_head < n_head."""
+
+    def __init__(self, cfg, layer):
+        super().__init__()
+        self.layer, self.n_head, self.hs = layer, cfg.n_head, cfg.head_dim
+        self.n_kv_head = cfg.n_kv_head or cfg.n_head
+        kv_dim = self.n_kv_head * self.hs
+        # q, k, v in one matrix; with n_kv_head == n_head this is GPT-2's c_attn
+        self.c_attn = nn.Linear(cfg.n_embd, cfg.n_embd + 2 * kv_dim, bias=cfg.bias)
+        self.c_proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)
+        self.q_norm = RMSNorm(self.hs, False, cfg.norm_eps) if cfg.use_qk_norm else nn.Identity()
+        self.k_norm = RMSNorm(self.hs, False, cfg.norm_eps) if cfg.use_qk_norm else nn.Identity()
+        self.attn_dropout = nn.Dropout(cfg.dropout)
+        self.resid_dropout = nn.Dropout(cfg.dropout)
+        self.dropout, self.manual = cfg.dropout, cfg.attn_impl == "manual"
+
+    def forward(self, x, rope=None, cache=None):
+        B, T, C = x.size()
+        q, k, v = self.c_attn(x).split([C, self.n_kv_head * self.hs, self.n_kv_head * self.hs], dim=2)
+        q = q.view(B, T, self.n_head, self.hs).transpose(1, 2)  # (B, nh, T, hs)
+        k = k.view(B, T, self.n_kv_head, self.hs).transpose(1, 2)  # (B, nkv, T, hs)
+        v = v.view(B, T, self.n_kv_head, self.hs).transpose(1, 2)  # (B, nkv, T, hs)
+        q, k = self.q_norm(q), self.k_norm(k)
+        if rope is not None:
+            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+        if cache is not None:
+            k, v = cache.store(self.layer, k, v)  # (B, nkv, S, hs), S = positions so far
+        S = k.size(2)
+        if self.n_kv_head != self.n_head:  # each group of heads reads the same k, v
+            k = k.repeat_interleave(self.n_head // self.n_kv_head, dim=1)  # (B, nh, S, hs)
+            v = v.repeat_interleave(self.n_head // self.n_kv_head, dim=1)
+        if self.manual:
+            att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(self.hs))  # (B, nh, T, S)
+            att = att.masked_fill(~causal_mask(T, S, x.device), float("-inf"))
+            att = self.attn_dropout(F.softmax(att, dim=-1))
+            y = att @ v  # (B, nh, T, S) x (B, nh, S, hs) -> (B, nh, T, hs)
+        else:
+            # is_causal masks the upper triangle of a square (T, T); with a cache the
+            # T new queries sit at the end of S keys, so pass the mask explicitly
+            mask = None if S == T else causal_mask(T, S, x.device)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None,
+                                               dropout_p=self.dropout if self.training else 0.0)
+        y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, nh, T, hs) -> (B, T, C): merge heads
+        return self.resid_dropout(self.c_proj(y))
+
+
+class SynthesizerAttention(nn.Module):
+    """Dense Synthesizer: each token proposes its attention logits over positions from
+    itself alone, ReLU(x W1 + b1) W2 + b2 per head; no queries or keys, no dot products.
+    W2 has one column per position, so the context can never exceed block_size."""
+
+    def __init__(self, cfg, layer):
+        super().__init__()
+        self.layer, self.n_head, self.hs = layer, cfg.n_head, cfg.head_dim
+        self.w1 = nn.Linear(cfg.n_embd, cfg.n_embd, bias=True)
+        self.w2 = nn.Parameter(torch.empty(self.hs, cfg.block_size))
+        self.b2 = nn.Parameter(torch.zeros(cfg.block_size))
+        self.value = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)
+        self.c_proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)
+        self.attn_dropout = nn.Dropout(cfg.dropout)
+        self.resid_dropout = nn.Dropout(cfg.dropout)
+
+    def forward(self, x, rope=None, cache=None):  # rope is meaningless here: positions are W2's columns
+        B, T, C = x.size()
+        h = F.relu(self.w1(x)).view(B, T, self.n_head, self.hs).transpose(1, 2)  # (B, nh, T, hs)
+        v = self.value(x).view(B, T, self.n_head, self.hs).transpose(1, 2)  # (B, nh, T, hs)
+        if cache is not None:
+            _, v = cache.store(self.layer, None, v)  # (B, nh, S, hs)
+        S = v.size(2)
+        att = h @ self.w2[:, :S] + self.b2[:S]  # (B, nh, T, hs) x (hs, S) -> (B, nh, T, S)
+        att = att.masked_fill(~causal_mask(T, S, x.device), float("-inf"))
+        att = self.attn_dropout(F.softmax(att, dim=-1))
+        y = (att @ v).transpose(1, 2).contiguous().view(B, T, C)  # (B, nh, T, hs) -> (B, T, C)
+        return self.resid_dropout(self.c_proj(y))
+
+
+class MLP(nn.Module):
+    """Two-matrix MLP with GELU (GPT-2) or squared ReLU (Primer)."""
+
+    def __init__(self, cfg):
+        super().__init__()
+        self.c_fc = nn.Linear(cfg.n_embd, cfg.mlp_width(), bias=cfg.bias)
+        self.c_proj = nn.Linear(cfg.mlp_width(), cfg.n_embd, bias=cfg.bias)
+        self.act = ReLU2() if cfg.use_relu2 else nn.GELU()
+        self.dropout = nn.Dropout(cfg.dropout)
+
+    def forward(self, x):
+        return self.dropout(self.c_proj(self.act(self.c_fc(x))))
+
+
+class ReLU2(nn.Module):
+    def forward(self, x):
+        return F.relu(x).square()
+
+
+class SwiGLU(nn.Module):
+    """silu(x W_gate) * (x W_up), then W_down. Gate and up share one matrix c_fc."""
+
+    def __init__(self, cfg):
+        super().__init__()
+        self.c_fc = nn.Linear(cfg.n_embd, 2 * cfg.mlp_width(), bias=cfg.bias)
+        self.c_proj = nn.Linear(cfg.mlp_width(), cfg.n_embd, bias=cfg.bias)
+        self.dropout = nn.Dropout(cfg.dropout)
+
+    def forward(self, x):
+        gate, up = self.c_fc(x).chunk(2, dim=-1)  # (B, T, hidden) each
+        return self.dropout(self.c_proj(F.silu(gate) * up))
+
+
+class Block(nn.Module):
+    """Pre-norm residual block: x + attn(norm(x)), then x + mlp(norm(x))."""
+
+    def __init__(self, cfg, layer):
+        super().__init__()
+        Norm = RMSNorm if cfg.use_rmsnorm else LayerNorm
+        Attention = SynthesizerAttention if cfg.attention == "synthesizer" else CausalSelfAttention
+        self.ln_1 = Norm(cfg.n_embd, cfg.bias, cfg.norm_eps)
+        self.attn = Attention(cfg, layer)
+        self.ln_2 = Norm(cfg.n_embd, cfg.bias, cfg.norm_eps)
+        self.mlp = SwiGLU(cfg) if cfg.use_swiglu else MLP(cfg)
+
+    def forward(self, x, rope=None, cache=None):
+        x = x + self.attn(self.ln_1(x), rope, cache)
+        return x + self.mlp(self.ln_2(x))
+
+
+class GPT(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        self.config = cfg
+        Norm = RMSNorm if cfg.use_rmsnorm else LayerNorm
+        self.transformer = nn.ModuleDict(dict(
+            wte=nn.Embedding(cfg.vocab_size, cfg.n_embd),
+            drop=nn.Dropout(cfg.dropout),
+            h=nn.ModuleList([Block(cfg, i) for i in range(cfg.n_layer)]),
+            ln_f=Norm(cfg.n_embd, cfg.bias, cfg.norm_eps),
+        ))
+        if not cfg.use_rope:  # learned absolute positions (GPT-2)
+            self.transformer.wpe = nn.Embedding(cfg.block_size, cfg.n_embd)
+        else:  # fixed tables, not parameters, and not saved: they follow from the config
+            cos, sin = rope_tables(cfg.head_dim, cfg.block_size, cfg.rope_theta)
+            self.register_buffer("rope_cos", cos, persistent=False)
+            self.register_buffer("rope_sin", sin, persistent=False)
+        self.lm_head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
+        if cfg.tie_embeddings:
+            # one matrix both ways (Press & Wolf 2017); torch.compile warns about this but handles it
+            self.transformer.wte.weight = self.lm_head.weight
+
+        self.apply(self._init_weights)
+        for name, p in self.named_parameters():
+            # GPT-2: residual projections scaled down so the residual stream's variance
+            # does not grow with depth (2 residual branches per layer)
+            if name.endswith("c_proj.weight"):
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * cfg.n_layer))
+            if name.endswith("attn.w2"):  # Synthesizer logits start near uniform attention
+                nn.init.uniform_(p, -0.001, 0.001)
+
+    def _init_weights(self, module):
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+    def num_params(self, non_embedding=True):
+        """Parameter count; by default without the position table (as in the Chinchilla/Kaplan
+        counts). The token embedding stays: tied, it is also the LM head."""
+        n = sum(p.numel() for p in self.parameters())
+        if non_embedding and "wpe" in self.transformer:
+            n -= self.transformer.wpe.weight.numel()
+        return n
+
+    def forward(self, idx, targets=None, cache=None, ignore_index=-1):
+        """idx (B, T) token ids -> logits (B, T, V), and the mean cross-entropy against
+        targets (B, T) when given (targets equal to ignore_index do not count).
+        With a cache, idx holds only the new tokens; their positions continue from cache.pos."""
+        B, T = idx.size()
+        pos0 = 0 if cache is None else cache.pos
+        if pos0 + T > self.config.block_size:
+            raise ValueError(f"sequence of {pos0 + T} tokens is longer than block_size={self.config.block_size}")
+        x = self.transformer.wte(idx)  # (B, T, C)
+        rope = None
+        if self.config.use_rope:
+            rope = (self.rope_cos[pos0:pos0 + T], self.rope_sin[pos0:pos0 + T])  # (T, hs/2) each
+        else:
+            x = x + self.transformer.wpe(torch.arange(pos0, pos0 + T, device=idx.device))  # (T, C) broadcast
+        x = self.transformer.drop(x)
+        for block in self.transformer.h:
+            x = block(x, rope, cache)
+        if cache is not None:
+            cache.pos += T  # the one place positions advance
+        logits = self.lm_head(self.transformer.ln_f(x))  # (B, T, V)
+        if targets is None:
+            return logits, None
+        loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.view(-1), ignore_index=ignore_index)
+        return logits, loss
+
+    def crop_block_size(self, block_size):
+        """Shorten the context (e.g. to finetune GPT-2's 1024 at 256): cut the position table."""
+        assert block_size <= self.config.block_size
+        self.config.block_size = block_size
+        if "wpe" in self.transformer:
+            self.transformer.wpe.weight = nn.Parameter(self.transformer.wpe.weight[:block_size])
+        if self.config.use_rope:
+            self.rope_cos, self.rope_sin = self.rope_cos[:block_size], self.rope_sin[:block_size]
+        for block in self.transformer.h:
+            if isinstance(block.attn, SynthesizerAttention):
+                block.attn.w2 = nn.Parameter(block.attn.w2[:, :block_size])
+                block.attn.b2 = nn.Parameter(block.attn.b2[:block_size])
+
+    def configure_optimizers(self, weight_decay, learning_rate, betas, device_type):
+        """AdamW; weight decay on matrices (dim >= 2) only, never on biases, norms or gains."""
+        params = [p for p in self.parameters() if p.requires_grad]
+        groups = [
+            {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+        ]
+        fused = device_type in ("cuda", "cpu")  # one kernel for the whole update (measured faster on CPU too)
+        return torch.optim.AdamW(groups, lr=learning_rate, betas=betas, fused=fused)
+
+    def flops_per_token(self):
+        """Training FLOPs per token, forward + backward: 6N for the matrices plus the
+        attention scores (PaLM paper, appendix B)."""
+        cfg = self.config
+        return 6 * self.num_params() + 12 * cfg.n_layer * cfg.n_head * cfg.head_dim * cfg.block_size
+
+    def estimate_mfu(self, tokens_per_iter, dt, peak_flops):
+        """Model FLOPs utilisation: achieved FLOP/s over the device's peak (e.g. 312e12 for
+        an A100 in bf16). Returns None when the peak is unknown."""
+        if not peak_flops:
+            return None
+        return self.flops_per_token() * tokens_per_iter / dt / peak_flops
+
+    # ---------------------------------------------------------------- generation
+
+    @torch.no_grad()
+    def stream(self, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None,
+               use_cache=True, generator=None, eos_token=None):
+        """Yield one (B, 1) tensor of new tokens per step, continuing idx (B, T).
+
+        The model sees at most block_size tokens. When the window is full, it slides:
+        the last block_size // 2 tokens become the new window and are prefilled afresh
+        (positions restart at 0, which learned positions and Synthesizer require).
+        With use_cache=False every step recomputes the whole window, so both modes see
+        exactly the same contexts and give the same logits."""
+        block = self.config.block_size
+        keep = max(1, block // 2)
+        cache = KVCache(self.config.n_layer, block) if use_cache else None
+        n = min(idx.size(1), block)  # tokens in the current window
+        logits, _ = self(idx[:, -n:], cache=cache)
+        done = torch.zeros(idx.size(0), dtype=torch.bool, device=idx.device)
+        for _ in range(max_new_tokens):
+            nxt = sample_next(logits[:, -1, :], temperature, top_k, top_p, generator)  # (B, 1)
+            if eos_token is not None:
+                nxt[done] = eos_token  # finished rows keep emitting end-of-text
+                done |= nxt.squeeze(1) == eos_token
+            yield nxt
+            if done.all():
+                return
+            idx = torch.cat((idx, nxt), dim=1)
+            if n == block:  # no room for nxt: slide the window
+                n = keep
+                if cache is not None:
+                    cache.reset()
+                logits, _ = self(idx[:, -n:], cache=cache)
+            elif cache is not None:
+                n += 1
+                logits, _ = self(nxt, cache=cache)
+            else:
+                n += 1
+                logits, _ = self(idx[:, -n:])
+
+    @torch.no_grad()
+    def generate(self, idx, max_new_tokens, **kwargs):
+        """idx (B, T) -> (B, T + new) with up to max_new_tokens sampled tokens appended.
+        Keyword arguments as for stream()."""
+        new = list(self.stream(idx, max_new_tokens, **kwargs))
+        return torch.cat([idx] + new, dim=1)
+
+
+def sample_next(logits, temperature=1.0, top_k=None, top_p=None, generator=None):
+    """logits (B, V) -> (B, 1) token ids. temperature 0 means greedy (argmax)."""
+    if temperature == 0:
+        return logits.argmax(dim=-1, keepdim=True)
+    logits = logits.float() / temperature
+    if top_k is not None and top_k < logits.size(-1):
+        kth = torch.topk(logits, top_k).values[:, [-1]]  # (B, 1)
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p is not None and top_p < 1.0:
+        # nucleus: keep the smallest set of tokens whose probability sums to top_p
+        sorted_logits, order = torch.sort(logits, descending=True)
+        cum = sorted_logits.softmax(dim=-1).cumsum(dim=-1)
+        drop = cum - sorted_logits.softmax(dim=-1) >= top_p  # mass before this token already enough
+        sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
+        logits = torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
+    probs = F.softmax(logits, dim=-1)
+    return torch.multinomial(probs, num_samples=1, generator=generator)

@@ -1,0 +1,69 @@
+import os
+
+import pytest
+
+from configurator import ConfigError, apply_overrides, help_text
+
+
+def defaults():
+    return {"learning_rate": 6e-4, "batch_size": 12, "compile": False, "device": "auto",
+            "betas": (0.9, 0.95), "vocab_size": None, "out_dir": "out"}
+
+
+def test_types_are_parsed_and_checked():
+    g = defaults()
+    chosen = apply_overrides(g, ["--learning_rate=1", "--batch_size=32", "--compile=TRUE", "--device=cuda:1",
+                                 "--betas=[0.8, 0.9]", "--vocab_size=100", "--out_dir=2024"])
+    assert g["learning_rate"] == 1.0 and isinstance(g["learning_rate"], float)
+    assert g["batch_size"] == 32 and g["compile"] is True and g["device"] == "cuda:1"
+    assert g["betas"] == (0.8, 0.9) and g["vocab_size"] == 100 and g["out_dir"] == "2024"
+    assert set(chosen) == {"learning_rate", "batch_size", "compile", "device", "betas", "vocab_size", "out_dir"}
+
+
+def test_value_split_on_first_equals():
+    g = defaults()
+    apply_overrides(g, ["--out_dir=a=b"])
+    assert g["out_dir"] == "a=b"
+
+
+def test_unknown_key_names_nearest():
+    with pytest.raises(ConfigError, match=r"unknown config key 'lerning_rate'.*--learning_rate"):
+        apply_overrides(defaults(), ["--lerning_rate=1e-3"])
+
+
+@pytest.mark.parametrize("arg, expect", [("--batch_size=1.5", "expects int"), ("--compile=1", "expects bool"),
+                                         ("--learning_rate=fast", "expects float"), ("--batch_size", "no value")])
+def test_wrong_type_is_an_error(arg, expect):
+    with pytest.raises(ConfigError, match=expect):
+        apply_overrides(defaults(), [arg])
+
+
+def test_config_file_then_cli(tmp_path):
+    cfg = tmp_path / "c.py"
+    cfg.write_text("import math\nbatch_size = 7\nlearning_rate = math.sqrt(4) * 1e-3\n")
+    g = defaults()
+    apply_overrides(g, [str(cfg), "--batch_size=9"])
+    assert g["batch_size"] == 9 and g["learning_rate"] == pytest.approx(2e-3)
+
+
+def test_config_file_unknown_key(tmp_path):
+    cfg = tmp_path / "c.py"
+    cfg.write_text("batchsize = 7\n")
+    with pytest.raises(ConfigError, match="batch_size"):
+        apply_overrides(defaults(), [str(cfg)])
+    with pytest.raises(ConfigError, match="not found"):
+        apply_overrides(defaults(), [str(tmp_path / "missing.py")])
+
+
+def test_help_lists_every_key():
+    text = help_text(defaults(), "train.py")
+    for k in defaults():
+        assert f"--{k}=" in text
+
+
+def test_repo_configs_load():
+    import train
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for name in sorted(os.listdir(os.path.join(root, "config"))):
+        g = {k: getattr(train, k) for k in train.CONFIG_KEYS}
+        apply_overrides(g, [os.path.join(root, "config", name)])  # raises on any unknown key

@@ -1,0 +1,473 @@
+"""
+Train a GPT. One process on a laptop CPU or one GPU:
+
+    python train.py config/train_shakespeare_char_cpu.py
+    python train.py config/train_shakespeare_char.py --use_rope=True
+
+Many GPUs (DDP), on one node or several:
+
+    torchrun --standalone --nproc_per_node=8 train.py config/train_gpt2.py
+    torchrun --nnodes=2 --node_rank=0 --master_addr=10.0.0.1 --master_port=29500 \
+        --nproc_per_node=8 train.py config/train_gpt2.py     # and node_rank=1 on the other
+
+Every global in the config section is a key: set it in a config file or as --key=value
+(python train.py --help lists them). The helpers below the config are importable; the
+loop runs only under `if __name__ == "__main__"`.
+"""
+
+import json
+import math
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from contextlib import nullcontext
+from dataclasses import asdict, fields
+
+import numpy as np
+import torch
+
+from data.common import dataset_dir, load_meta, open_tokens
+from model import GPT, GPTConfig
+
+# ----------------------------------------------------------------------------- config
+# I/O
+out_dir = "out"
+eval_interval = 2000  # evaluate (and maybe checkpoint) every this many iterations, and at the end
+log_interval = 1
+eval_iters = 200  # batches per split in each evaluation
+eval_only = False  # evaluate once and exit
+always_save_checkpoint = True  # save at every evaluation, not only when val loss improves
+ckpt_interval = 0  # also save every this many iterations regardless of val loss (0: off)
+init_from = "scratch"  # 'scratch' or 'resume' (from out_dir/ckpt.pt)
+# wandb (works offline with WANDB_MODE=offline)
+wandb_log = False
+wandb_project = "gptlab"
+wandb_run_name = "run"
+# data
+dataset = "shakespeare_char"  # a prepared folder under data/
+data_dir = ""  # or any folder holding train.bin, val.bin, meta.json (overrides dataset)
+gradient_accumulation_steps = 5 * 8  # micro-steps per optimizer step, summed over all ranks
+batch_size = 12  # sequences per micro-step per rank
+# model: every field of model.GPTConfig is also a key (the defaults are GPT-2 124M)
+globals().update({f.name: f.default for f in fields(GPTConfig)})
+vocab_size = None  # None: from the dataset's meta.json
+# AdamW
+learning_rate = 6e-4  # peak learning rate
+max_iters = 600000
+weight_decay = 1e-1
+beta1 = 0.9
+beta2 = 0.95
+grad_clip = 1.0  # clip the global gradient norm to this (0: off)
+# learning-rate schedule: linear warmup, then cosine decay to min_lr
+use_warmup = True  # linear warmup over warmup_iters; False starts at the full rate
+warmup_iters = 2000
+use_cosine = True  # cosine decay to min_lr by lr_decay_iters; False keeps the peak rate
+decay_lr = True  # nanoGPT's name: False turns the whole schedule off (constant learning_rate)
+lr_decay_iters = 600000  # usually max_iters
+min_lr = 6e-5  # usually learning_rate / 10 (Chinchilla)
+# system
+backend = "auto"  # DDP backend: 'auto' is nccl on CUDA, gloo on CPU
+device = "auto"  # 'auto' (cuda, then mps, then cpu), 'cpu', 'cuda', 'cuda:1', 'mps'
+dtype = "auto"  # 'auto' (bf16 where supported, else fp16 on CUDA; fp32 on CPU), 'float32', 'bfloat16', 'float16'
+compile = False  # torch.compile the model (PyTorch 2); slow to start, faster after
+peak_flops = 0.0  # device peak FLOP/s for MFU; 0 looks up known GPUs, else MFU is not shown
+seed = 1337
+# ------------------------------------------------------------------------------
+CONFIG_KEYS = [k for k, v in globals().items() if not k.startswith("_") and isinstance(v, (int, float, bool, str, tuple, type(None)))]
+
+
+# ------------------------------------------------------------------------ helpers
+
+def resolve_device(device):
+    if device != "auto":
+        return device
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def resolve_dtype(dtype, device):
+    if dtype != "auto":
+        return dtype
+    if device.startswith("cuda"):
+        return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+    return "float32"  # CPU bf16 autocast helps only where the CPU has bf16 units; ask for it
+
+
+def autocast_context(device, dtype):
+    """Mixed precision for the forward pass; a no-op in fp32."""
+    if dtype == "float32":
+        return nullcontext()
+    ptdtype = {"bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
+    return torch.autocast(device_type=device.split(":")[0], dtype=ptdtype)
+
+
+# known dense bf16 peaks (FLOP/s); anything else: pass --peak_flops
+PEAK_FLOPS = {"A100": 312e12, "H100": 989e12, "H200": 989e12, "A10": 125e12, "L4": 121e12,
+              "4090": 165e12, "3090": 71e12, "V100": 125e12, "T4": 65e12}
+
+
+def lookup_peak_flops(device):
+    if not device.startswith("cuda"):
+        return 0.0
+    name = torch.cuda.get_device_name(device)
+    return next((v for k, v in PEAK_FLOPS.items() if k in name), 0.0)
+
+
+def get_lr(it, learning_rate, min_lr, warmup_iters, lr_decay_iters, use_warmup=True, use_cosine=True):
+    """Learning rate at iteration it: linear warmup from learning_rate/warmup_iters
+    (at it=0) to learning_rate, then cosine down to min_lr at lr_decay_iters, then flat."""
+    if use_warmup and it < warmup_iters:
+        return learning_rate * (it + 1) / (warmup_iters + 1)
+    if not use_cosine:
+        return learning_rate
+    if it >= lr_decay_iters:
+        return min_lr
+    start = warmup_iters if use_warmup else 0
+    ratio = (it - start) / max(1, lr_decay_iters - start)  # 0 -> 1
+    coeff = 0.5 * (1.0 + math.cos(math.pi * ratio))  # 1 -> 0
+    return min_lr + coeff * (learning_rate - min_lr)
+
+
+def draw_batch_starts(rng, n_tokens, block_size, n_rows, batch_size):
+    """(n_rows, batch_size) random window starts. Every rank draws the same array from the
+    same generator and takes its own rows, so 2 ranks with k micro-steps read exactly what
+    1 rank with 2k micro-steps reads."""
+    if n_tokens <= block_size:
+        raise ValueError(f"the split holds {n_tokens} tokens, not more than block_size={block_size}; "
+                         f"lower --block_size or prepare more data")
+    return rng.integers(0, n_tokens - block_size, size=(n_rows, batch_size))
+
+
+def get_batch(data, starts, block_size, device):
+    """data: 1-D token ids (memmap); starts: (B,) -> x, y (B, T) int64, y is x shifted by one."""
+    x = torch.from_numpy(np.stack([data[i:i + block_size].astype(np.int64) for i in starts]))
+    y = torch.from_numpy(np.stack([data[i + 1:i + 1 + block_size].astype(np.int64) for i in starts]))
+    if device.startswith("cuda"):  # pinned memory lets the copy overlap with compute
+        return x.pin_memory().to(device, non_blocking=True), y.pin_memory().to(device, non_blocking=True)
+    return x.to(device), y.to(device)
+
+
+@torch.no_grad()
+def estimate_loss(model, splits, eval_iters, batch_size, block_size, device, ctx, seed=0):
+    """Mean loss per split over eval_iters batches. The batches are the same at every call
+    (fixed seed), so evaluations along a run, and across runs, compare like with like."""
+    out = {}
+    model.eval()
+    for split, data in splits.items():
+        starts = draw_batch_starts(np.random.default_rng(seed), len(data), block_size, eval_iters, batch_size)
+        losses = torch.zeros(eval_iters)
+        for k in range(eval_iters):
+            X, Y = get_batch(data, starts[k], block_size, device)
+            with ctx:
+                _, loss = model(X, Y)
+            losses[k] = loss.item()
+        out[split] = losses.mean().item()
+    model.train()
+    return out
+
+
+def rng_state():
+    """Every random state that drives a run, to make a resume continue it exactly."""
+    name, keys, pos, has_gauss, gauss = np.random.get_state()  # numpy arrays do not pass weights_only
+    state = {"python": random.getstate(), "numpy": (name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss),
+             "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state):
+    random.setstate(state["python"])
+    name, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(ckpt, path):
+    """Write atomically: a temp file in the same folder, flushed to disk, then renamed over
+    the old one. A crash at any moment leaves either the old or the new checkpoint whole."""
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        torch.save(ckpt, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path, device="cpu"):
+    """torch.load with weights_only=True (no arbitrary unpickling), and a one-line error
+    that names the file when it is missing, truncated or not a checkpoint."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no checkpoint at {path}; train one first (python train.py ...) or fix --out_dir")
+    try:
+        ckpt = torch.load(path, map_location=device, weights_only=True)
+    except Exception as e:
+        raise RuntimeError(f"cannot read checkpoint {path}: {type(e).__name__}: {str(e).splitlines()[0]}; "
+                           f"the file is damaged or not a checkpoint (a .tmp beside it is an unfinished save)")
+    if not isinstance(ckpt, dict) or "model" not in ckpt or "model_args" not in ckpt:
+        raise RuntimeError(f"{path} is not a gptlab/nanoGPT checkpoint (no 'model' and 'model_args' entries)")
+    return ckpt
+
+
+def model_from_checkpoint(ckpt):
+    """Rebuild the GPT a checkpoint was saved from, with its weights."""
+    known = {f.name for f in fields(GPTConfig)}
+    model = GPT(GPTConfig(**{k: v for k, v in ckpt["model_args"].items() if k in known}))
+    model.load_state_dict(ckpt["model"])
+    return model
+
+
+def run_info():
+    """Versions and the git commit, recorded beside every run."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                                cwd=os.path.dirname(os.path.abspath(__file__)), timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    return {"git_commit": commit or None, "torch": torch.__version__, "cuda": torch.version.cuda,
+            "numpy": np.__version__, "python": sys.version.split()[0], "argv": sys.argv}
+
+
+# --------------------------------------------------------------------------- main
+if __name__ == "__main__":
+    from configurator import configure
+
+    chosen = configure(globals())
+    config = {k: globals()[k] for k in CONFIG_KEYS}
+
+    # ---- processes and devices
+    ddp = int(os.environ.get("RANK", -1)) != -1  # launched by torchrun?
+    device = resolve_device(device)
+    if ddp:
+        import torch.distributed as dist
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        rank, local_rank, world_size = int(os.environ["RANK"]), int(os.environ["LOCAL_RANK"]), int(os.environ["WORLD_SIZE"])
+        if device.startswith("cuda"):
+            device = f"cuda:{local_rank}"
+            torch.cuda.set_device(device)
+        dist.init_process_group(backend=("nccl" if device.startswith("cuda") else "gloo") if backend == "auto" else backend)
+        if gradient_accumulation_steps % world_size:
+            sys.exit(f"error: gradient_accumulation_steps={gradient_accumulation_steps} is not divisible by "
+                     f"the {world_size} processes; make it a multiple of {world_size}")
+    else:
+        rank, local_rank, world_size = 0, 0, 1
+    master = rank == 0  # only rank 0 logs and writes checkpoints
+    accum = gradient_accumulation_steps // world_size  # micro-steps per rank
+    tokens_per_iter = gradient_accumulation_steps * batch_size * block_size
+    device_type = device.split(":")[0]
+    dtype = resolve_dtype(dtype, device)
+    if dtype == "bfloat16" and device_type == "cuda" and not torch.cuda.is_bf16_supported():
+        sys.exit("error: this GPU has no bfloat16; use --dtype=float16")
+    ctx = autocast_context(device, dtype)
+    # fp16 gradients underflow without loss scaling; bf16 and fp32 need none
+    scaler = torch.amp.GradScaler(device_type, enabled=(dtype == "float16"))
+    if device_type == "cpu":
+        torch.set_flush_denormal(True)  # denormal floats slowed fp32 steps here up to 1.6x
+    torch.manual_seed(seed + rank)  # dropout differs per rank; the batch generator below does not
+    random.seed(seed + rank)
+    np.random.seed(seed + rank)
+    batch_rng = np.random.default_rng(seed)  # same on every rank: ranks take different rows
+    if device_type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+
+    # ---- data
+    ddir = dataset_dir(dataset, data_dir)
+    try:
+        meta = load_meta(ddir)
+    except FileNotFoundError as e:
+        sys.exit(f"error: {e}")
+    splits = {s: open_tokens(ddir, s, meta) for s in ("train", "val")}
+    for s, d in splits.items():
+        if len(d) <= block_size:
+            sys.exit(f"error: the {s} split of {ddir} has {len(d)} tokens, not more than block_size={block_size}; "
+                     f"lower --block_size")
+
+    # ---- model
+    model_args = {f.name: globals()[f.name] for f in fields(GPTConfig)}
+    iter_num, best_val_loss, ckpt = 0, float("inf"), None
+    ckpt_path = os.path.join(out_dir, "ckpt.pt")
+    if init_from == "scratch":
+        model_args["vocab_size"] = vocab_size or meta["vocab_size"]
+        if model_args["vocab_size"] < meta["vocab_size"]:
+            sys.exit(f"error: --vocab_size={vocab_size} is smaller than the dataset's {meta['vocab_size']}")
+    elif init_from == "resume":
+        try:
+            ckpt = load_checkpoint(ckpt_path, device)
+        except (FileNotFoundError, RuntimeError) as e:
+            sys.exit(f"error: {e}")
+        clash = [f"{k}={chosen[k]!r} (checkpoint: {v!r})" for k, v in ckpt["model_args"].items()
+                 if k in chosen and k != "dropout" and chosen[k] != v]
+        if clash:
+            sys.exit(f"error: cannot resume with a different model: {', '.join(clash)}; drop these overrides "
+                     f"or start a new --out_dir")
+        model_args.update(ckpt["model_args"])
+        model_args["dropout"] = dropout
+        iter_num, best_val_loss = ckpt["iter_num"], ckpt["best_val_loss"]
+    else:
+        sys.exit(f"error: unknown --init_from={init_from!r}; use 'scratch' or 'resume'")
+    try:
+        gptconf = GPTConfig(**model_args)
+    except ValueError as e:
+        sys.exit(f"error: {e}")
+    model = GPT(gptconf)
+    if ckpt is not None:
+        model.load_state_dict(ckpt["model"])
+    model.to(device)
+    optimizer = model.configure_optimizers(weight_decay, learning_rate, (beta1, beta2), device_type)
+    if ckpt is not None:
+        optimizer.load_state_dict(ckpt["optimizer"])
+        if "scaler" in ckpt:
+            scaler.load_state_dict(ckpt["scaler"])
+        if "rng" in ckpt:
+            set_rng_state(ckpt["rng"][rank] if rank < len(ckpt["rng"]) else ckpt["rng"][0])
+            batch_rng.bit_generator.state = ckpt["batch_rng"]
+    ckpt = None  # free memory
+    raw_model = model  # checkpoints always hold the plain module's weights
+    if compile:
+        if master:
+            print("compiling the model... (takes a while)")
+        model = torch.compile(model)
+    if ddp:
+        model = DDP(model, device_ids=[local_rank] if device_type == "cuda" else None)
+    peak = peak_flops or lookup_peak_flops(device)
+
+    if master:
+        os.makedirs(out_dir, exist_ok=True)
+        with open(os.path.join(out_dir, "config.json"), "w") as f:
+            json.dump({"config": config, "model_args": model_args, "run": run_info(),
+                       "world_size": world_size, "device": device, "dtype": dtype}, f, indent=1)
+        print(f"data: {ddir} ({len(splits['train']):,} train / {len(splits['val']):,} val tokens, "
+              f"vocab {meta['vocab_size']})")
+        print(f"model: {raw_model.num_params() / 1e6:.2f}M parameters; device {device}, {dtype}, "
+              f"{world_size} process(es); {tokens_per_iter:,} tokens per iteration")
+        if wandb_log:
+            import wandb
+            wandb.init(project=wandb_project, name=wandb_run_name, config=config)
+    log_file = open(os.path.join(out_dir, "log.jsonl"), "a") if master else None
+
+    def log(record):
+        log_file.write(json.dumps(record) + "\n")
+        log_file.flush()
+        if wandb_log:
+            wandb.log(record, step=record["iter"])
+
+    def checkpoint(reason):
+        states = gather_rng()  # collective under DDP: every rank takes part
+        if not master:
+            return
+        save_checkpoint({
+            "model": raw_model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
+            "model_args": model_args, "iter_num": iter_num, "best_val_loss": best_val_loss, "config": config,
+            "rng": states, "batch_rng": batch_rng.bit_generator.state,
+        }, ckpt_path)
+        print(f"saved checkpoint to {ckpt_path} at iter {iter_num} ({reason})")
+
+    def gather_rng():
+        if not ddp:
+            return [rng_state()]
+        states = [None] * world_size
+        dist.all_gather_object(states, rng_state())
+        return states
+
+    # ---- stop cleanly on SIGINT / SIGTERM: finish the step, save, exit; a second signal exits at once
+    stop_signal = []
+
+    def on_signal(signum, frame):
+        if stop_signal:
+            print("second signal: exiting now without saving", file=sys.stderr)
+            os._exit(130)
+        stop_signal.append(signum)
+        if master:
+            print(f"\n{signal.Signals(signum).name}: finishing this step, then saving and exiting "
+                  f"(send again to exit at once)", file=sys.stderr)
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+
+    def stop_signal_everywhere(stopping):
+        """Under DDP every rank must stop at the same step: true if any rank got a signal."""
+        flag = torch.tensor([float(stopping)], device=device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        return flag.item() > 0
+
+    def lr_at(it):
+        if not decay_lr:
+            return learning_rate
+        return get_lr(it, learning_rate, min_lr, warmup_iters, lr_decay_iters, use_warmup, use_cosine)
+
+    # ---- the loop
+    raw_model.train()
+    t0 = time.time()
+    while True:
+        lr = lr_at(iter_num)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+
+        # evaluate, log, checkpoint
+        if iter_num % eval_interval == 0 or iter_num >= max_iters or eval_only:
+            losses = estimate_loss(model, splits, eval_iters, batch_size, block_size, device, ctx)
+            if master:
+                print(f"step {iter_num}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}, "
+                      f"val ppl {math.exp(min(losses['val'], 50)):.2f}")
+                log({"iter": iter_num, "val_loss": losses["val"], "train_loss_eval": losses["train"], "lr": lr})
+            improved = losses["val"] < best_val_loss
+            best_val_loss = min(best_val_loss, losses["val"])
+            if iter_num > 0 and (improved or always_save_checkpoint):
+                checkpoint("val improved" if improved else "always_save_checkpoint")
+        if iter_num >= max_iters or eval_only:
+            break
+
+        # one optimizer step: accum micro-steps per rank, gradients averaged over ranks by DDP
+        starts = draw_batch_starts(batch_rng, len(splits["train"]), block_size, world_size * accum, batch_size)
+        for micro in range(accum):
+            X, Y = get_batch(splits["train"], starts[rank * accum + micro], block_size, device)
+            if ddp:  # all-reduce the gradients only on the last micro-step
+                model.require_backward_grad_sync = micro == accum - 1
+            with ctx:
+                _, loss = model(X, Y)
+                loss = loss / accum  # the gradient of the mean over micro-steps
+            scaler.scale(loss).backward()
+        if grad_clip != 0.0:
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        scaler.step(optimizer)
+        scaler.update()
+        optimizer.zero_grad(set_to_none=True)
+
+        lossf = loss.item() * accum  # the last micro-step's loss (a sync point; cheap)
+        if not math.isfinite(lossf):
+            if master:
+                print(f"error: loss is {lossf} at iter {iter_num}; stopping without saving "
+                      f"(the last checkpoint is untouched). Lower --learning_rate or check the data.", file=sys.stderr)
+            sys.exit(1)
+        t1 = time.time()
+        dt, t0 = t1 - t0, t1
+        iter_num += 1
+        if iter_num % log_interval == 0 and master:
+            mfu = raw_model.estimate_mfu(tokens_per_iter, dt, peak)
+            mfu_text = f", mfu {mfu * 100:.1f}%" if mfu is not None else ""
+            print(f"iter {iter_num}: loss {lossf:.4f}, lr {lr:.2e}, time {dt * 1000:.2f}ms, "
+                  f"{tokens_per_iter / dt:,.0f} tok/s{mfu_text}")
+            log({"iter": iter_num, "train_loss": lossf, "lr": lr, "dt_ms": dt * 1000, "tok_per_s": tokens_per_iter / dt})
+        if ckpt_interval and iter_num % ckpt_interval == 0:
+            checkpoint("ckpt_interval")
+        if ddp and stop_signal_everywhere(bool(stop_signal)):
+            stop_signal.append(signal.SIGTERM)
+        if stop_signal:
+            checkpoint(f"{signal.Signals(stop_signal[0]).name}")
+            if master:
+                print(f"stopped at iter {iter_num}; continue with --init_from=resume --out_dir={out_dir}")
+            break
+
+    if ddp:
+        dist.destroy_process_group()
