@@ -19,6 +19,7 @@ import json
 import math
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -75,6 +76,8 @@ dtype = "auto"  # 'auto' (bf16 where supported, else fp16 on CUDA; fp32 on CPU),
 compile = False  # torch.compile the model (PyTorch 2); slow to start, faster after
 peak_flops = 0.0  # device peak FLOP/s for MFU; 0 looks up known GPUs, else MFU is not shown
 seed = 1337
+skip_nonfinite = 0  # skip up to this many steps with a NaN/inf loss before stopping (0: stop at the first)
+keep_last = 0  # besides ckpt.pt, keep this many earlier checkpoints as ckpt-<iter>.pt (0: none)
 # ------------------------------------------------------------------------------
 CONFIG_KEYS = [k for k, v in globals().items() if not k.startswith("_") and isinstance(v, (int, float, bool, str, tuple, type(None)))]
 
@@ -191,15 +194,28 @@ def set_rng_state(state):
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save_checkpoint(ckpt, path):
+def save_checkpoint(ckpt, path, keep_last=0):
     """Write atomically: a temp file in the same folder, flushed to disk, then renamed over
-    the old one. A crash at any moment leaves either the old or the new checkpoint whole."""
+    the old one. A crash at any moment leaves either the old or the new checkpoint whole.
+    With keep_last > 0 the newest keep_last saves also stay as ckpt-<iter>.pt beside it."""
     tmp = path + ".tmp"
     with open(tmp, "wb") as f:
         torch.save(ckpt, f)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+    if keep_last > 0:
+        folder = os.path.dirname(path) or "."
+        kept = os.path.join(folder, f"ckpt-{ckpt['iter_num']:08d}.pt")
+        if os.path.exists(kept):
+            os.remove(kept)
+        try:
+            os.link(path, kept)  # a second name for the same bytes: no copy
+        except OSError:
+            shutil.copyfile(path, kept)  # filesystems without hard links
+        old = sorted(f for f in os.listdir(folder) if f.startswith("ckpt-") and f.endswith(".pt"))
+        for f in old[:-keep_last]:
+            os.remove(os.path.join(folder, f))
 
 
 def load_checkpoint(path, device="cpu"):
@@ -365,11 +381,15 @@ if __name__ == "__main__":
         states = gather_rng()  # collective under DDP: every rank takes part
         if not master:
             return
+        if not all(torch.isfinite(p).all() for p in raw_model.parameters()):
+            print(f"warning: not saving at iter {iter_num}: the weights hold NaN/inf; {ckpt_path} keeps the last "
+                  f"good state", file=sys.stderr)
+            return
         save_checkpoint({
             "model": raw_model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
             "model_args": model_args, "iter_num": iter_num, "best_val_loss": best_val_loss, "config": config,
             "rng": states, "batch_rng": batch_rng.bit_generator.state,
-        }, ckpt_path)
+        }, ckpt_path, keep_last)
         print(f"saved checkpoint to {ckpt_path} at iter {iter_num} ({reason})")
 
     def gather_rng():
@@ -407,6 +427,8 @@ if __name__ == "__main__":
 
     # ---- the loop
     raw_model.train()
+    loss_sum = torch.zeros((), device=device)  # this step's loss, summed over micro-steps
+    nonfinite_steps = 0
     t0 = time.time()
     while True:
         lr = lr_at(iter_num)
@@ -437,19 +459,30 @@ if __name__ == "__main__":
                 _, loss = model(X, Y)
                 loss = loss / accum  # the gradient of the mean over micro-steps
             scaler.scale(loss).backward()
+            loss_sum += loss.detach().float()
+        if ddp:  # the mean over ranks: what we log, and every rank sees the same non-finite verdict
+            dist.all_reduce(loss_sum, op=dist.ReduceOp.AVG)
+        lossf = loss_sum.item()  # a sync point; cheap next to a step
+        loss_sum.zero_()
+        if not math.isfinite(lossf):
+            optimizer.zero_grad(set_to_none=True)  # drop this step's gradients; the weights are still good
+            nonfinite_steps += 1
+            if nonfinite_steps > skip_nonfinite:
+                if master:
+                    print(f"error: loss is {lossf} at iter {iter_num}; stopping without saving (the last checkpoint "
+                          f"is untouched). Lower --learning_rate, or --skip_nonfinite=N to skip N bad steps", file=sys.stderr)
+                sys.exit(1)
+            if master:
+                print(f"warning: loss is {lossf} at iter {iter_num}; skipped the step "
+                      f"({nonfinite_steps} of --skip_nonfinite={skip_nonfinite})", file=sys.stderr)
+            iter_num += 1
+            continue
         if grad_clip != 0.0:
             scaler.unscale_(optimizer)
             torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
         scaler.step(optimizer)
         scaler.update()
         optimizer.zero_grad(set_to_none=True)
-
-        lossf = loss.item() * accum  # the last micro-step's loss (a sync point; cheap)
-        if not math.isfinite(lossf):
-            if master:
-                print(f"error: loss is {lossf} at iter {iter_num}; stopping without saving "
-                      f"(the last checkpoint is untouched). Lower --learning_rate or check the data.", file=sys.stderr)
-            sys.exit(1)
         t1 = time.time()
         dt, t0 = t1 - t0, t1
         iter_num += 1

@@ -35,8 +35,13 @@ def fallback_text():
 def read_text(input_path, out_dir):
     """The corpus text and where it came from."""
     if input_path:
-        with open(input_path, encoding="utf-8") as f:
-            return f.read(), input_path
+        try:
+            with open(input_path, encoding="utf-8") as f:
+                return f.read(), input_path
+        except FileNotFoundError:
+            sys.exit(f"error: --input={input_path} does not exist")
+        except UnicodeDecodeError as e:
+            sys.exit(f"error: {input_path} is not UTF-8 text (byte {e.start}); convert it, e.g. iconv -t utf-8")
     path = os.path.join(out_dir, "input.txt")
     try:
         download(URL, path, SHA256)
