@@ -5,6 +5,10 @@ rest of train.py: no evaluation, no checkpoints.
     python bench.py config/train_shakespeare_char_cpu.py
     python bench.py --n_layer=12 --n_embd=768 --block_size=1024 --batch_size=8 --real_data=False
     python bench.py config/train_gpt2.py --profile=True      # writes a trace for chrome://tracing
+    python bench.py config/train_shakespeare_char.py --mode=sample --device=cpu --compile=False
+
+--mode=sample times generation instead: tokens/s of model.generate() for sample_tokens new
+tokens at each of sample_batches, with the KV cache on and off in the same process.
 
 Takes the same keys as train.py (model flags, batch_size, block_size, device, dtype,
 compile, ...) plus the few below; the batch and step code is train.py's own.
@@ -31,6 +35,9 @@ real_data = True  # batches from data/<dataset>/train.bin; False: random token i
 num_steps = 50  # timed steps, after warmup_steps untimed ones
 warmup_steps = 10
 profile = False  # torch.profiler trace of a few steps, written to bench_trace.json
+mode = "train"  # 'train': time training steps; 'sample': time generate() with the KV cache on and off
+sample_tokens = 500  # --mode=sample: new tokens per sequence
+sample_batches = (1, 8)  # --mode=sample: the batch sizes to time
 # ------------------------------------------------------------------------------
 
 
@@ -54,6 +61,8 @@ def main():
     model_args = {f.name: globals()[f.name] for f in fields(GPTConfig)}
     model_args["vocab_size"] = vocab
     model = GPT(GPTConfig(**model_args)).to(device_)
+    if mode == "sample":
+        return bench_sample(model, device_, train.autocast_context(device_, dtype_))
     optimizer = model.configure_optimizers(weight_decay, learning_rate, (beta1, beta2), device_type)
     step_model = torch.compile(model) if compile else model
     ctx = train.autocast_context(device_, dtype_)
@@ -100,6 +109,29 @@ def main():
     print(f"median {dt * 1000:.2f} ms/iter (p10 {np.percentile(times, 10) * 1000:.2f}, "
           f"p90 {np.percentile(times, 90) * 1000:.2f}), {tokens_per_iter / dt:,.0f} tokens/s"
           + (f", MFU {mfu * 100:.2f}%" if mfu else "") + f", peak RSS {rss:.0f} MiB")
+
+
+def bench_sample(model, device, ctx):
+    """Print a table of generation speed from a one-token prompt (random weights: the speed
+    does not depend on them), cache on and off. Sampling, not greedy, with the same seed both ways."""
+    model.eval()
+    print(f"{model.num_params() / 1e6:.2f}M parameters, block_size {model.config.block_size}, {device}, "
+          f"{sample_tokens} new tokens per sequence")
+    print("| batch | KV cache | seconds | tokens/s | cache speedup |\n|---|---|---|---|---|")
+    for B in sample_batches:
+        prompt = torch.zeros(B, 1, dtype=torch.long, device=device)
+        seconds = {}
+        for use_cache in (True, False):
+            gen = lambda: torch.Generator(device=device).manual_seed(seed)  # noqa: E731
+            with ctx:
+                model.generate(prompt, 8, use_cache=use_cache, generator=gen())  # warm up
+                t0 = time.perf_counter()
+                out = model.generate(prompt, sample_tokens, use_cache=use_cache, generator=gen())
+                out[:, -1].cpu()  # waits for the device
+            seconds[use_cache] = time.perf_counter() - t0
+            speedup = "" if use_cache else f"{seconds[False] / seconds[True]:.1f}x"
+            print(f"| {B} | {'on' if use_cache else 'off'} | {seconds[use_cache]:.2f} | "
+                  f"{B * sample_tokens / seconds[use_cache]:,.0f} | {speedup} |", flush=True)
 
 
 if __name__ == "__main__":

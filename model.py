@@ -36,6 +36,7 @@ class GPTConfig:
     norm_eps: float = 1e-5
     use_swiglu: bool = False  # SiLU-gated MLP (Shazeer 2020, LLaMA); see mlp_width() for the width rule
     use_relu2: bool = False  # squared-ReLU MLP (So et al. 2021, Primer; modded-nanogpt)
+    gelu_tanh: bool = False  # tanh-approximate GELU, which OpenAI trained GPT-2 with ("gelu_new" in Hugging Face)
     mlp_hidden: int = 0  # MLP hidden width; 0 means 4*n_embd, or 2/3 of that for SwiGLU (same parameter count)
     tie_embeddings: bool = True  # share the token embedding with the LM head, as GPT-2; False unties them
 
@@ -50,6 +51,10 @@ class GPTConfig:
              f"attention must be 'vanilla' or 'synthesizer', got {self.attention!r}")
         need(not (self.attention == "synthesizer" and self.attn_impl == "sdpa"),
              "attention='synthesizer' computes its own attention weights, so it needs --attn_impl=manual")
+        need(not (self.attention == "synthesizer" and (self.use_rope or self.use_qk_norm
+                                                   or self.n_kv_head not in (0, self.n_head))),
+             "attention='synthesizer' has no queries or keys, so use_rope, use_qk_norm and n_kv_head do not apply; "
+             "turn them off")
         kv = self.n_kv_head or self.n_head
         need(0 < kv <= self.n_head and self.n_head % kv == 0,
              f"n_kv_head={self.n_kv_head} must divide n_head={self.n_head}")
@@ -208,7 +213,7 @@ class SynthesizerAttention(nn.Module):
         self.attn_dropout = nn.Dropout(cfg.dropout)
         self.resid_dropout = nn.Dropout(cfg.dropout)
 
-    def forward(self, x, rope=None, cache=None):  # rope is meaningless here: positions are W2's columns
+    def forward(self, x, rope=None, cache=None):  # rope is always None: positions are W2's columns
         B, T, C = x.size()
         h = F.relu(self.w1(x)).view(B, T, self.n_head, self.hs).transpose(1, 2)  # (B, nh, T, hs)
         v = self.value(x).view(B, T, self.n_head, self.hs).transpose(1, 2)  # (B, nh, T, hs)
@@ -229,7 +234,7 @@ class MLP(nn.Module):
         super().__init__()
         self.c_fc = nn.Linear(cfg.n_embd, cfg.mlp_width(), bias=cfg.bias)
         self.c_proj = nn.Linear(cfg.mlp_width(), cfg.n_embd, bias=cfg.bias)
-        self.act = ReLU2() if cfg.use_relu2 else nn.GELU()
+        self.act = ReLU2() if cfg.use_relu2 else nn.GELU(approximate="tanh" if cfg.gelu_tanh else "none")
         self.dropout = nn.Dropout(cfg.dropout)
 
     def forward(self, x):
@@ -444,3 +449,64 @@ def sample_next(logits, temperature=1.0, top_k=None, top_p=None, generator=None)
         logits = torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
     probs = F.softmax(logits, dim=-1)
     return torch.multinomial(probs, num_samples=1, generator=generator)
+
+
+# ---------------------------------------------------------- Hugging Face GPT-2 weights
+# Callers import transformers themselves (train.load_pretrained, export.py); these
+# functions only rename and transpose tensors, so model.py still needs only torch.
+
+# Hugging Face's GPT-2 stores these four matrices as Conv1D, (in, out): nn.Linear's transpose
+HF_CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
+HF_ACTIVATIONS = {"gelu_new": True, "gelu_pytorch_tanh": True, "gelu": False}  # name -> gelu_tanh
+
+
+def gpt2_config_from_hf(hf):
+    """A GPT2Config (as a dict) -> GPTConfig keyword arguments; ValueError for what we lack."""
+    ours = {"activation_function": hf.get("activation_function") in HF_ACTIVATIONS,  # setting: do we have it?
+            "scale_attn_weights": hf.get("scale_attn_weights", True),
+            "scale_attn_by_inverse_layer_idx": not hf.get("scale_attn_by_inverse_layer_idx", False),
+            "add_cross_attention": not hf.get("add_cross_attention", False)}
+    unsupported = [f"{k}={hf.get(k)!r}" for k, ok in ours.items() if not ok]
+    if unsupported:
+        raise ValueError(f"this GPT-2 checkpoint uses settings gptlab does not implement: {', '.join(unsupported)}")
+    return dict(block_size=hf["n_positions"], vocab_size=hf["vocab_size"], n_layer=hf["n_layer"],
+                n_head=hf["n_head"], n_embd=hf["n_embd"], norm_eps=hf["layer_norm_epsilon"],
+                mlp_hidden=hf.get("n_inner") or 0, gelu_tanh=HF_ACTIVATIONS[hf["activation_function"]],
+                tie_embeddings=hf.get("tie_word_embeddings", True), bias=True)
+
+
+def gpt2_incompatible(cfg):
+    """The flags of a GPTConfig that a Hugging Face GPT-2 cannot express, as 'flag=value' strings."""
+    gpt2_values = dict(use_swiglu=False, use_relu2=False, use_rope=False, use_rmsnorm=False,
+                       use_qk_norm=False, attention="vanilla")
+    bad = [f"{k}={getattr(cfg, k)!r}" for k, v in gpt2_values.items() if getattr(cfg, k) != v]
+    if cfg.n_kv_head not in (0, cfg.n_head):
+        bad.append(f"n_kv_head={cfg.n_kv_head}")
+    return bad
+
+
+def gpt2_config_to_hf(cfg):
+    """GPTConfig -> GPT2Config keyword arguments (call gpt2_incompatible first)."""
+    return dict(vocab_size=cfg.vocab_size, n_positions=cfg.block_size, n_embd=cfg.n_embd, n_layer=cfg.n_layer,
+                n_head=cfg.n_head, n_inner=cfg.mlp_hidden or None, layer_norm_epsilon=cfg.norm_eps,
+                activation_function="gelu_new" if cfg.gelu_tanh else "gelu", tie_word_embeddings=cfg.tie_embeddings,
+                resid_pdrop=cfg.dropout, embd_pdrop=cfg.dropout, attn_pdrop=cfg.dropout)
+
+
+def gpt2_state_dict_from_hf(hf_sd):
+    """GPT2LMHeadModel's state dict -> ours: transpose the Conv1D matrices, drop the
+    causal-mask buffers that older transformers versions save as attn.bias / attn.masked_bias."""
+    sd = {k: v.t() if k.endswith(HF_CONV1D) else v for k, v in hf_sd.items()
+          if not k.endswith((".attn.bias", ".attn.masked_bias"))}
+    sd.setdefault("lm_head.weight", sd["transformer.wte.weight"])  # tied heads may be saved once
+    return sd
+
+
+def gpt2_state_dict_to_hf(sd):
+    """Our state dict -> GPT2LMHeadModel's. Hugging Face's GPT-2 always has biases: a model
+    trained with bias=False gets zero biases, which compute exactly the same function."""
+    hf = {k: v.t().contiguous() if k.endswith(HF_CONV1D) else v for k, v in sd.items()}
+    for k, v in sd.items():
+        if k.startswith(("transformer.h.", "transformer.ln_f.")) and k.endswith(".weight"):
+            hf.setdefault(k[:-len("weight")] + "bias", v.new_zeros(v.shape[0]))  # Linear (out, in) or norm (C,)
+    return hf

@@ -5,8 +5,13 @@ Sample from a trained model.
     python sample.py --out_dir=out-shakespeare-char-cpu --start="ROMEO:" --num_samples=3 --stream=True
     python sample.py --out_dir=out --start=FILE:prompt.txt --temperature=0.8 --top_k=200
 
-Text is encoded and decoded with the tokenizer the checkpoint's dataset was prepared with
-(data/<dataset>/meta.json).
+    python sample.py --init_from=gpt2-xl --start="What is the answer to life?"
+    python sample.py --init_from=hf:path/to/gpt2-folder        # a local Hugging Face GPT-2
+
+Text is encoded and decoded with the tokenizer the checkpoint's dataset was prepared with:
+--data_dir, else a meta.json or nanoGPT's meta.pkl in the checkpoint folder, else in the
+dataset folder (data/<dataset>/); a Hugging Face folder's meta.json or tokenizer.json. A
+GPT-2-sized vocabulary without any of these is GPT-2's BPE, as nanoGPT assumes.
 """
 
 import os
@@ -15,10 +20,13 @@ import sys
 import torch
 
 from configurator import configure
-from data.common import Tokenizer, dataset_dir, load_meta
-from train import autocast_context, load_checkpoint, model_from_checkpoint, resolve_device, resolve_dtype
+from data.common import GPT2_BPE, Tokenizer, dataset_dir, find_meta
+from model import GPT, GPTConfig
+from train import (GPT2_NAMES, autocast_context, load_checkpoint, load_pretrained, model_from_checkpoint,
+                   resolve_device, resolve_dtype)
 
 # ----------------------------------------------------------------------------- config
+init_from = "resume"  # 'resume' (out_dir/ckpt.pt), 'gpt2', 'gpt2-medium', 'gpt2-large', 'gpt2-xl', or 'hf:PATH'
 out_dir = "out"  # the folder with ckpt.pt
 start = "\n"  # the prompt; "FILE:path" reads it from a file
 num_samples = 3
@@ -32,20 +40,35 @@ dtype = "auto"
 compile = False
 use_cache = True  # KV cache: each new token costs one position, not the whole context
 stream = False  # print tokens as they come (first sample only, then the rest)
-data_dir = ""  # where the tokenizer's meta.json is, if not the checkpoint's dataset folder
+data_dir = ""  # where the tokenizer's meta.json (or nanoGPT's meta.pkl) is, if not found by itself
 # ------------------------------------------------------------------------------
+
+
+def load_model():
+    """(model on the CPU, tokenizer meta) for init_from."""
+    if init_from == "resume":
+        ckpt = load_checkpoint(os.path.join(out_dir, "ckpt.pt"), "cpu")
+        cfg = ckpt.get("config", {})
+        folders = [data_dir] if data_dir else [out_dir, dataset_dir(cfg.get("dataset", ""), cfg.get("data_dir", ""))]
+        return model_from_checkpoint(ckpt), find_meta(folders, ckpt["model_args"]["vocab_size"])
+    if init_from not in GPT2_NAMES and not init_from.startswith("hf:"):
+        raise ValueError(f"unknown --init_from={init_from!r}; use 'resume', {', '.join(map(repr, GPT2_NAMES))} or 'hf:PATH'")
+    model_args, weights = load_pretrained(init_from)
+    model = GPT(GPTConfig(**model_args))
+    model.load_state_dict(weights)
+    if init_from in GPT2_NAMES:
+        return model, {"tokenizer": GPT2_BPE}
+    return model, find_meta([data_dir, init_from[3:]], model_args["vocab_size"])
 
 
 def main():
     device_ = resolve_device(device)
     dtype_ = resolve_dtype(dtype, device_)
     try:
-        ckpt = load_checkpoint(os.path.join(out_dir, "ckpt.pt"), device_)
-        cfg = ckpt.get("config", {})
-        meta = load_meta(dataset_dir(cfg.get("dataset", ""), data_dir or cfg.get("data_dir", "")))
-    except (FileNotFoundError, RuntimeError) as e:
+        model, meta = load_model()
+    except (OSError, RuntimeError, ValueError) as e:
         sys.exit(f"error: {e}")
-    model = model_from_checkpoint(ckpt).to(device_).eval()
+    model = model.to(device_).eval()
     if compile:
         model = torch.compile(model)
     tok = Tokenizer.from_meta(meta)
@@ -68,9 +91,14 @@ def main():
         for k in range(num_samples):
             if stream:
                 print(prompt, end="", flush=True)
+                ids, shown = [], ""
                 for nxt in model.stream(x, max_new_tokens, **kwargs):
-                    print(tok.decode(nxt[0].tolist()), end="", flush=True)
-                print("\n---------------")
+                    ids.append(nxt[0].item())
+                    text = tok.decode(ids)  # the whole continuation: a BPE token may hold half a character
+                    if not text.endswith("\ufffd"):  # so wait for the rest of it before printing
+                        print(text[len(shown):], end="", flush=True)
+                        shown = text
+                print(tok.decode(ids)[len(shown):] + "\n---------------")
             else:
                 y = model.generate(x, max_new_tokens, **kwargs)
                 print(tok.decode(y[0].tolist()))

@@ -15,6 +15,7 @@ Every global in the config section is a key: set it in a config file or as --key
 loop runs only under `if __name__ == "__main__"`.
 """
 
+import importlib
 import json
 import math
 import os
@@ -42,7 +43,8 @@ eval_iters = 200  # batches per split in each evaluation
 eval_only = False  # evaluate once and exit
 always_save_checkpoint = True  # save at every evaluation, not only when val loss improves
 ckpt_interval = 0  # also save every this many iterations regardless of val loss (0: off)
-init_from = "scratch"  # 'scratch' or 'resume' (from out_dir/ckpt.pt)
+init_from = "scratch"  # 'scratch', 'resume' (from out_dir/ckpt.pt), or 'ckpt:PATH' (its weights only, to finetune)
+# ... or OpenAI's 'gpt2', 'gpt2-medium', 'gpt2-large', 'gpt2-xl', or 'hf:PATH' (a local Hugging Face GPT-2 folder)
 # wandb (works offline with WANDB_MODE=offline)
 wandb_log = False
 wandb_project = "gptlab"
@@ -156,17 +158,77 @@ def get_batch(data, starts, block_size, device):
     return x.to(device), y.to(device)
 
 
+def trim_ignored(x, y, ignore_index=-1):
+    """x, y (B, T) -> (B, T') without the trailing columns whose targets are all ignored
+    (padding). Exact: attention is causal, so earlier positions never see the cut ones,
+    and ignored targets add nothing to the loss."""
+    used = np.flatnonzero((y != ignore_index).any(axis=0))
+    t = int(used[-1]) + 1 if len(used) else 1
+    return x[:, :t], y[:, :t]
+
+
+class TokenWindows:
+    """The default batches: random block_size windows of a split's token stream."""
+
+    def __init__(self, tokens, block_size, device):
+        self.tokens, self.block_size, self.device = tokens, block_size, device
+
+    def __len__(self):
+        return len(self.tokens)
+
+    def draw(self, rng, n_rows, batch_size):
+        return draw_batch_starts(rng, len(self.tokens), self.block_size, n_rows, batch_size)
+
+    def get(self, starts):
+        return get_batch(self.tokens, starts, self.block_size, self.device)
+
+
+class Examples:
+    """Batches of whole examples built by the dataset's own module (meta.json "batch_module";
+    span corruption, for one, must corrupt afresh at every draw). Every example gets a seed
+    from the run's batch generator, so a resume repeats them and DDP ranks take distinct rows."""
+
+    def __init__(self, source, n_tokens, device):
+        self.source, self.n_tokens, self.device = source, n_tokens, device
+
+    def __len__(self):
+        return self.n_tokens
+
+    def draw(self, rng, n_rows, batch_size):
+        return rng.integers(0, 2**63 - 1, size=(n_rows, batch_size))
+
+    def get(self, seeds):
+        x, y = zip(*(self.source.example(np.random.default_rng(s)) for s in seeds))
+        x, y = trim_ignored(np.stack(x), np.stack(y))  # (B, T) each, T <= block_size
+        x, y = torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(np.ascontiguousarray(y))
+        return x.to(self.device), y.to(self.device)
+
+
+def open_batches(data_dir, split, meta, block_size, device):
+    """The batch source of one split, chosen once: draw(rng, n_rows, batch_size) -> rows,
+    get(row) -> X, Y. Raises ValueError when the split cannot fill a block."""
+    tokens = open_tokens(data_dir, split, meta)
+    if "batch_module" in meta:
+        module = importlib.import_module(meta["batch_module"])
+        return Examples(module.load_split(data_dir, split, meta, block_size), len(tokens), device)
+    if len(tokens) <= block_size:
+        raise ValueError(f"the {split} split of {data_dir} has {len(tokens)} tokens, not more than "
+                         f"block_size={block_size}; lower --block_size")
+    return TokenWindows(tokens, block_size, device)
+
+
 @torch.no_grad()
-def estimate_loss(model, splits, eval_iters, batch_size, block_size, device, ctx, seed=0):
-    """Mean loss per split over eval_iters batches. The batches are the same at every call
-    (fixed seed), so evaluations along a run, and across runs, compare like with like."""
+def estimate_loss(model, splits, eval_iters, batch_size, ctx, seed=0):
+    """Mean loss per split (name -> batch source) over eval_iters batches. The batches are the
+    same at every call (fixed seed), so evaluations along a run, and across runs, compare like
+    with like."""
     out = {}
     model.eval()
-    for split, data in splits.items():
-        starts = draw_batch_starts(np.random.default_rng(seed), len(data), block_size, eval_iters, batch_size)
+    for split, batches in splits.items():
+        rows = batches.draw(np.random.default_rng(seed), eval_iters, batch_size)
         losses = torch.zeros(eval_iters)
         for k in range(eval_iters):
-            X, Y = get_batch(data, starts[k], block_size, device)
+            X, Y = batches.get(rows[k])
             with ctx:
                 _, loss = model(X, Y)
             losses[k] = loss.item()
@@ -230,7 +292,7 @@ def load_checkpoint(path, device="cpu"):
                            f"the file is damaged or not a checkpoint (a .tmp beside it is an unfinished save)")
     if not isinstance(ckpt, dict) or "model" not in ckpt or "model_args" not in ckpt:
         raise RuntimeError(f"{path} is not a gptlab/nanoGPT checkpoint (no 'model' and 'model_args' entries)")
-    return ckpt
+    return upgrade_nanogpt_checkpoint(ckpt)
 
 
 def model_from_checkpoint(ckpt):
@@ -239,6 +301,97 @@ def model_from_checkpoint(ckpt):
     model = GPT(GPTConfig(**{k: v for k, v in ckpt["model_args"].items() if k in known}))
     model.load_state_dict(ckpt["model"])
     return model
+
+
+GPT2_NAMES = ("gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl")  # OpenAI's 124M, 350M, 774M, 1558M
+NANOGPT_MODEL_ARGS = {"n_layer", "n_head", "n_embd", "block_size", "bias", "vocab_size", "dropout"}
+
+
+def load_pretrained(init_from, dropout=0.0, block_size=None):
+    """OpenAI's GPT-2 (init_from in GPT2_NAMES: the Hugging Face Hub, or its local cache)
+    or a local Hugging Face GPT-2 folder ('hf:PATH'), as (model_args, state_dict) for our GPT.
+    dropout is the caller's (0 to evaluate, 0.1 to finetune); a block_size below the
+    checkpoint's keeps the first block_size rows of the position table."""
+    import socket
+    from urllib.parse import urlparse
+
+    from transformers import GPT2LMHeadModel  # imported here: only these callers need transformers
+    from model import gpt2_config_from_hf, gpt2_state_dict_from_hf
+
+    if init_from.startswith("hf:"):
+        path = init_from[3:]
+        if not os.path.isfile(os.path.join(path, "config.json")):
+            raise FileNotFoundError(f"--init_from={init_from}: {path} is not a Hugging Face model folder (no config.json)")
+        with open(os.path.join(path, "config.json")) as f:
+            model_type = json.load(f).get("model_type")
+        if model_type != "gpt2":
+            raise ValueError(f"--init_from={init_from} holds a {model_type!r} model; gptlab reads GPT-2 ('gpt2') folders")
+        hf = GPT2LMHeadModel.from_pretrained(path, local_files_only=True, dtype=torch.float32)
+    elif init_from in GPT2_NAMES:
+        hint = (f"without a network, download it where there is one (hf download {init_from}), "
+                f"copy the folder here and use --init_from=hf:PATH")
+        try:  # the local cache first: no network, no retries
+            hf = GPT2LMHeadModel.from_pretrained(init_from, local_files_only=True, dtype=torch.float32)
+        except OSError:
+            host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname
+            try:  # fail in a moment, not after a minute of retries, when the Hub is out of reach
+                if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", ""):
+                    raise OSError("HF_HUB_OFFLINE is set")
+                socket.create_connection((host, 443), timeout=5).close()
+                hf = GPT2LMHeadModel.from_pretrained(init_from, dtype=torch.float32)
+            except OSError as e:
+                raise OSError(f"cannot load {init_from!r}: it is not in the Hugging Face cache and {host} is "
+                              f"out of reach ({str(e).splitlines()[0]}); {hint}") from None
+    else:
+        raise ValueError(f"unknown --init_from={init_from!r}; use 'scratch', 'resume', "
+                         f"{', '.join(repr(n) for n in GPT2_NAMES)} or 'hf:PATH'")
+    args = gpt2_config_from_hf(hf.config.to_dict())
+    sd = gpt2_state_dict_from_hf(hf.state_dict())
+    if block_size and block_size != args["block_size"]:
+        if block_size > args["block_size"]:
+            raise ValueError(f"{init_from} has learned {args['block_size']} positions; "
+                             f"--block_size={block_size} must be at most that")
+        args["block_size"] = block_size
+        sd["transformer.wpe.weight"] = sd["transformer.wpe.weight"][:block_size]  # crop the position table
+    model_args = {f.name: f.default for f in fields(GPTConfig)}
+    model_args.update(args, dropout=dropout)
+    return model_args, sd
+
+
+def upgrade_nanogpt_checkpoint(ckpt):
+    """A checkpoint written by nanoGPT, made to load as ours (changed in place, returned).
+    nanoGPT's model_args hold exactly NANOGPT_MODEL_ARGS: our newer flags take their defaults,
+    which are GPT-2's, as in nanoGPT. Its compiled runs prefix weight names with '_orig_mod.';
+    old runs saved the causal mask as attn.bias; best_val_loss may be a 0-d tensor. And its
+    optimizer lists the position table right after the token embedding, where our GPT
+    registers it after the blocks, so the optimizer state is renumbered by parameter name."""
+    if set(ckpt["model_args"]) != NANOGPT_MODEL_ARGS:
+        return ckpt  # ours
+    sd = {k.removeprefix("_orig_mod."): v for k, v in ckpt["model"].items()}
+    ckpt["model"] = {k: v for k, v in sd.items() if not k.endswith(".attn.bias")}
+    ckpt["model_args"] = {**{f.name: f.default for f in fields(GPTConfig)}, **ckpt["model_args"]}
+    ckpt["best_val_loss"] = float(ckpt.get("best_val_loss", float("inf")))
+    if "optimizer" in ckpt:
+        with torch.device("meta"):  # only the parameter names and their order; no memory
+            ours = [n for n, _ in GPT(GPTConfig(**ckpt["model_args"])).named_parameters()]
+        if sorted(ckpt["model"]) != sorted(ours + ["lm_head.weight"]):  # nanoGPT ties lm_head to wte
+            raise RuntimeError("this nanoGPT checkpoint's weights do not match gptlab's GPT of the same "
+                               "model_args; was nanoGPT's model.py changed?")
+        # nanoGPT's order: wte, wpe, the blocks, ln_f. Ours: wte, the blocks, ln_f, wpe.
+        theirs = ["transformer.wte.weight", "transformer.wpe.weight"] + \
+            [n for n in ours if n not in ("transformer.wte.weight", "transformer.wpe.weight")]
+
+        def grouped(names):  # the optimizer's flat numbering: decayed matrices first, then the rest
+            return [n for n in names if ckpt["model"][n].dim() >= 2] + [n for n in names if ckpt["model"][n].dim() < 2]
+
+        new_index = {n: i for i, n in enumerate(grouped(ours))}
+        old = grouped(theirs)
+        opt = ckpt["optimizer"]
+        opt["state"] = {new_index[old[i]]: s for i, s in opt["state"].items()}
+        n_decay = sum(ckpt["model"][n].dim() >= 2 for n in ours)
+        opt["param_groups"][0]["params"] = list(range(n_decay))
+        opt["param_groups"][1]["params"] = list(range(n_decay, len(ours)))
+    return ckpt
 
 
 def run_info():
@@ -302,11 +455,10 @@ if __name__ == "__main__":
         meta = load_meta(ddir)
     except FileNotFoundError as e:
         sys.exit(f"error: {e}")
-    splits = {s: open_tokens(ddir, s, meta) for s in ("train", "val")}
-    for s, d in splits.items():
-        if len(d) <= block_size:
-            sys.exit(f"error: the {s} split of {ddir} has {len(d)} tokens, not more than block_size={block_size}; "
-                     f"lower --block_size")
+    try:  # train and val batch sources, chosen once; the loop and estimate_loss only call draw and get
+        splits = {s: open_batches(ddir, s, meta, block_size, device) for s in ("train", "val")}
+    except ValueError as e:
+        sys.exit(f"error: {e}")
 
     # ---- model
     model_args = {f.name: globals()[f.name] for f in fields(GPTConfig)}
@@ -316,21 +468,47 @@ if __name__ == "__main__":
         model_args["vocab_size"] = vocab_size or meta["vocab_size"]
         if model_args["vocab_size"] < meta["vocab_size"]:
             sys.exit(f"error: --vocab_size={vocab_size} is smaller than the dataset's {meta['vocab_size']}")
-    elif init_from == "resume":
+    elif init_from == "resume" or init_from.startswith("ckpt:"):  # ckpt:PATH: another run's weights, to finetune
+        path = ckpt_path if init_from == "resume" else init_from[len("ckpt:"):]
         try:
-            ckpt = load_checkpoint(ckpt_path, device)
+            ckpt = load_checkpoint(os.path.join(path, "ckpt.pt") if os.path.isdir(path) else path, device)
         except (FileNotFoundError, RuntimeError) as e:
             sys.exit(f"error: {e}")
         clash = [f"{k}={chosen[k]!r} (checkpoint: {v!r})" for k, v in ckpt["model_args"].items()
                  if k in chosen and k != "dropout" and chosen[k] != v]
         if clash:
-            sys.exit(f"error: cannot resume with a different model: {', '.join(clash)}; drop these overrides "
-                     f"or start a new --out_dir")
+            sys.exit(f"error: cannot {'resume' if init_from == 'resume' else 'finetune'} with a different model: {', '.join(clash)}; drop these "
+                     f"overrides or start a new --out_dir")
         model_args.update(ckpt["model_args"])
         model_args["dropout"] = dropout
-        iter_num, best_val_loss = ckpt["iter_num"], ckpt["best_val_loss"]
+        if init_from == "resume":
+            iter_num, best_val_loss = ckpt["iter_num"], ckpt["best_val_loss"]
+            for k in ("use_warmup", "use_cosine"):  # the schedule flags are the run's too, unless given again
+                if k not in chosen and k in ckpt.get("config", {}):
+                    config[k] = globals()[k] = ckpt["config"][k]
+        else:
+            ckpt = {"model": ckpt["model"]}  # weights only: a fresh optimizer, iteration count and random states
+    elif init_from in GPT2_NAMES or init_from.startswith("hf:"):  # OpenAI's GPT-2 or a local Hugging Face GPT-2
+        fixed = [f"--{k}" for k in chosen if k in model_args and k not in ("dropout", "block_size", "attn_impl")]
+        if fixed:
+            sys.exit(f"error: --init_from={init_from} brings its own architecture; drop {', '.join(fixed)}")
+        tok = meta["tokenizer"]
+        if init_from in GPT2_NAMES and (tok.get("kind"), tok.get("name")) not in (("tiktoken", "gpt2"),
+                                                                                  ("tiktoken", "r50k_base")):
+            sys.exit(f"error: {init_from} reads GPT-2 BPE tokens but {ddir} holds {tok.get('kind')} tokens; "
+                     f"use a GPT-2-tokenized dataset, e.g. --dataset=shakespeare (python data/shakespeare/prepare.py)")
+        try:
+            model_args, weights = load_pretrained(init_from, dropout, block_size)
+        except (OSError, ValueError) as e:
+            sys.exit(f"error: {e}")
+        model_args["attn_impl"] = attn_impl
+        if meta["vocab_size"] > model_args["vocab_size"]:
+            sys.exit(f"error: {ddir} has {meta['vocab_size']} token ids but {init_from} knows "
+                     f"{model_args['vocab_size']}; prepare the data with the model's tokenizer")
+        ckpt = {"model": weights}  # weights only, as for ckpt:PATH
     else:
-        sys.exit(f"error: unknown --init_from={init_from!r}; use 'scratch' or 'resume'")
+        sys.exit(f"error: unknown --init_from={init_from!r}; use 'scratch', 'resume', 'ckpt:PATH', "
+                 f"{', '.join(repr(n) for n in GPT2_NAMES)} or 'hf:PATH'")
     try:
         gptconf = GPTConfig(**model_args)
     except ValueError as e:
@@ -340,7 +518,7 @@ if __name__ == "__main__":
         model.load_state_dict(ckpt["model"])
     model.to(device)
     optimizer = model.configure_optimizers(weight_decay, learning_rate, (beta1, beta2), device_type)
-    if ckpt is not None:
+    if init_from == "resume":
         optimizer.load_state_dict(ckpt["optimizer"])
         if "scaler" in ckpt:
             scaler.load_state_dict(ckpt["scaler"])
@@ -437,7 +615,7 @@ if __name__ == "__main__":
 
         # evaluate, log, checkpoint
         if iter_num % eval_interval == 0 or iter_num >= max_iters or eval_only:
-            losses = estimate_loss(model, splits, eval_iters, batch_size, block_size, device, ctx)
+            losses = estimate_loss(model, splits, eval_iters, batch_size, ctx)
             if master:
                 print(f"step {iter_num}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}, "
                       f"val ppl {math.exp(min(losses['val'], 50)):.2f}")
@@ -450,9 +628,9 @@ if __name__ == "__main__":
             break
 
         # one optimizer step: accum micro-steps per rank, gradients averaged over ranks by DDP
-        starts = draw_batch_starts(batch_rng, len(splits["train"]), block_size, world_size * accum, batch_size)
+        rows = splits["train"].draw(batch_rng, world_size * accum, batch_size)
         for micro in range(accum):
-            X, Y = get_batch(splits["train"], starts[rank * accum + micro], block_size, device)
+            X, Y = splits["train"].get(rows[rank * accum + micro])
             if ddp:  # all-reduce the gradients only on the last micro-step
                 model.require_backward_grad_sync = micro == accum - 1
             with ctx:
@@ -502,5 +680,6 @@ if __name__ == "__main__":
                 print(f"stopped at iter {iter_num}; continue with --init_from=resume --out_dir={out_dir}")
             break
 
-    if ddp:
+    if ddp:  # wait for rank 0's last checkpoint: a rank that tears gloo down early can abort its peer
+        dist.barrier()
         dist.destroy_process_group()

@@ -17,8 +17,11 @@ through load_meta() and Tokenizer.
 
 import hashlib
 import json
+import multiprocessing
 import os
+import shutil
 import urllib.request
+from collections import deque
 
 import numpy as np
 
@@ -70,6 +73,50 @@ def load_meta(data_dir):
         meta = json.load(f)
     meta["_dir"] = data_dir
     return meta
+
+
+def load_nanogpt_meta_pkl(path):
+    """nanoGPT's meta.pkl ({'vocab_size', 'itos', 'stoi'} of a character vocabulary) as a
+    meta dict like load_meta's. A pickle runs code only through the classes and functions it
+    names, so the unpickler here refuses every name: plain dicts, ints and strings need none."""
+    import pickle  # only for reading nanoGPT's files; gptlab itself writes meta.json
+
+    class PlainValuesOnly(pickle.Unpickler):
+        def find_class(self, module, name):
+            raise pickle.UnpicklingError(f"it names {module}.{name}, and a nanoGPT meta.pkl holds only plain values")
+
+    try:
+        with open(path, "rb") as f:
+            meta = PlainValuesOnly(f).load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as e:
+        raise ValueError(f"refusing to read {path}: {e}") from None
+    itos = meta.get("itos") if isinstance(meta, dict) else None
+    n = meta.get("vocab_size") if isinstance(meta, dict) else None
+    if not isinstance(itos, dict) or not isinstance(n, int) or \
+            sorted(itos) != list(range(n)) or not all(isinstance(c, str) and len(c) == 1 for c in itos.values()):
+        raise ValueError(f"{path} is not a nanoGPT character vocabulary (vocab_size and itos of single characters)")
+    chars = "".join(itos[i] for i in range(n))
+    return {"vocab_size": n, "dtype": dtype_for_vocab(n), "tokenizer": {"kind": "char", "chars": chars},
+            "_dir": os.path.dirname(os.path.abspath(path))}
+
+
+GPT2_BPE = {"kind": "tiktoken", "name": "gpt2"}
+
+
+def find_meta(folders, vocab_size):
+    """The tokenizer of a model, for sample.py and export.py: the first of folders holding a
+    meta.json (or nanoGPT's meta.pkl, or a Hugging Face tokenizer.json); else GPT-2's BPE for
+    a GPT-2-sized vocabulary, as nanoGPT assumes; else load_meta's error naming the dataset."""
+    for folder in filter(None, folders):
+        if os.path.isfile(os.path.join(folder, "meta.json")):
+            return load_meta(folder)
+        if os.path.isfile(os.path.join(folder, "meta.pkl")):
+            return load_nanogpt_meta_pkl(os.path.join(folder, "meta.pkl"))
+        if os.path.isfile(os.path.join(folder, "tokenizer.json")):
+            return {"vocab_size": vocab_size, "tokenizer": {"kind": "hf", "file": "tokenizer.json"}, "_dir": folder}
+    if vocab_size in (50257, 50304):  # 50304: GPT-2's 50257 padded for speed
+        return {"vocab_size": vocab_size, "tokenizer": GPT2_BPE}
+    return load_meta(list(filter(None, folders))[-1])  # raises FileNotFoundError naming the prepare script
 
 
 def open_tokens(data_dir, split, meta):
@@ -146,3 +193,226 @@ def download(url, dest, sha256=None, timeout=30):
         raise ValueError(f"{url} downloaded, but its sha256 is not {sha256}; the file changed or was damaged")
     os.replace(tmp, dest)
     return dest
+
+
+# ----------------------------------------------------------- large corpora, streamed to disk
+# Corpora larger than memory (the Pile, OpenWebText, WikiText-103) are tokenized in pieces
+# and appended to the bins as they come through a TokenWriter, so a prepare script's memory
+# does not grow with its input. These helpers are shared by data/*/prepare.py.
+
+class DataError(ValueError):
+    """A problem with the user's input data; prepare scripts print it as one `error:` line."""
+
+
+def check_input_file(path):
+    """Raise DataError unless path is an existing, non-empty file."""
+    if not os.path.isfile(path):
+        raise DataError(f"{path} does not exist; check --input")
+    if os.path.getsize(path) == 0:
+        raise DataError(f"{path} is empty; give a file with some text in it")
+
+
+def read_text_file(path):
+    """All of a UTF-8 text file as a str (line endings untouched), or a DataError that says
+    what is wrong with it."""
+    check_input_file(path)
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path} is not UTF-8 text (byte {e.start:,} is {data[e.start]:#04x}); "
+                        f"convert it first, e.g. iconv -f latin1 -t utf-8") from None
+
+
+def tokenizer_from_arg(name_or_file, out_dir):
+    """What --tokenizer names: a tiktoken encoding (gpt2, r50k_base, cl100k_base, ...) or a
+    trained Hugging Face tokenizer.json, which is copied into out_dir so that the dataset
+    carries its own tokenizer. Returns (spec for meta.json, Tokenizer)."""
+    if os.path.isfile(name_or_file):
+        os.makedirs(out_dir, exist_ok=True)
+        dest = os.path.join(out_dir, "tokenizer.json")
+        if not (os.path.exists(dest) and os.path.samefile(name_or_file, dest)):
+            shutil.copyfile(name_or_file, dest)
+        spec = {"kind": "hf", "file": "tokenizer.json"}
+        try:
+            tok = Tokenizer(spec, out_dir)
+        except Exception as e:  # the tokenizers library raises a bare Exception for a bad file
+            raise DataError(f"{name_or_file} is not a Hugging Face tokenizer.json ({str(e).splitlines()[0]})") from None
+    else:
+        import tiktoken
+        if name_or_file not in tiktoken.list_encoding_names():
+            raise DataError(f"--tokenizer={name_or_file} is neither a file nor a tiktoken encoding "
+                            f"({', '.join(tiktoken.list_encoding_names())})")
+        spec = {"kind": "tiktoken", "name": name_or_file}
+        try:
+            tok = Tokenizer(spec)
+        except Exception as e:  # tiktoken downloads its vocabulary once; offline that fails
+            raise ConnectionError(f"could not load the tiktoken encoding {name_or_file} ({type(e).__name__}); "
+                                  f"set TIKTOKEN_CACHE_DIR to a folder holding its files, or pass "
+                                  f"--tokenizer=path/to/tokenizer.json") from None
+    if tok.eot is None:
+        raise DataError(f"tokenizer {name_or_file} has no <|endoftext|> token to separate documents; "
+                        f"train it with <|endoftext|> as a special token")
+    return spec, tok
+
+
+def vocab_size_of(tok):
+    if tok.kind == "tiktoken":
+        return tok.enc.n_vocab
+    if tok.kind == "hf":
+        return tok.enc.get_vocab_size(with_added_tokens=True)
+    return len(tok.chars)
+
+
+def encode_documents(tok, texts, dtype):
+    """Encode texts, each followed by the end-of-text token, into one array.
+    Returns (ids (N,) of dtype, tokens per document (D,) int64, end-of-text included).
+    Documents are ordinary text: a literal "<|endoftext|>" inside one is just characters to
+    tiktoken (the Hugging Face tokenizers always match their special tokens)."""
+    if tok.kind == "tiktoken":
+        docs = [tok.enc.encode_ordinary(t) for t in texts]  # one thread: parallelism comes from processes
+    else:
+        docs = [e.ids for e in tok.enc.encode_batch(texts, add_special_tokens=False)]
+    flat = []
+    for ids in docs:
+        flat += ids
+        flat.append(tok.eot)
+    return np.array(flat, dtype=dtype), np.array([len(ids) + 1 for ids in docs], dtype=np.int64)
+
+
+SKIP_REASONS = ("invalid_utf8", "invalid_json", "missing_key", "not_string", "empty")
+
+
+def document_text(record, key):
+    """(text, None) when record holds a usable document under key, else (None, reason) with
+    reason one of SKIP_REASONS."""
+    if not isinstance(record, dict) or key not in record:
+        return None, "missing_key"
+    text = record[key]
+    if not isinstance(text, str):
+        return None, "not_string"
+    if not text:
+        return None, "empty"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate, from a JSON escape such as "\ud800"
+        return None, "invalid_utf8"
+    return text, None
+
+
+def ordered_pool_map(fn, items, num_proc, initializer=None, initargs=()):
+    """Yield fn(item) for each item, in input order, computed by num_proc worker processes
+    (num_proc=1: in this process). At most 2 * num_proc items are in flight at any time, so
+    memory stays bounded however long items is and however slow the consumer; Pool.imap
+    would read ahead as far as its pipe lets it."""
+    if num_proc <= 1:
+        if initializer is not None:
+            initializer(*initargs)
+        yield from map(fn, items)
+        return
+    with multiprocessing.Pool(num_proc, initializer, initargs) as pool:
+        pending = deque()
+        for item in items:
+            pending.append(pool.apply_async(fn, (item,)))
+            if len(pending) >= 2 * num_proc:
+                yield pending.popleft().get()
+        while pending:
+            yield pending.popleft().get()
+
+
+class TokenWriter:
+    """Appends documents' token ids to train.bin and val.bin as they come, in order, with
+    memory that does not depend on the corpus size. Everything goes to *.tmp files that
+    finish() renames into place, so an interrupted run leaves the previous dataset whole.
+
+        with TokenWriter(out_dir, vocab_size) as w:
+            for ids, doc_lens in pieces:
+                w.write(ids, doc_lens)               # or split="val" for a corpus with its own
+            meta = w.finish(spec, val_fraction=0.001)   # last 0.1% of documents -> val.bin
+    """
+
+    def __init__(self, out_dir, vocab_size):
+        os.makedirs(out_dir, exist_ok=True)
+        self.out_dir, self.vocab_size, self.dtype = out_dir, vocab_size, dtype_for_vocab(vocab_size)
+        self.path = {s: os.path.join(out_dir, f"{s}.bin") for s in ("train", "val")}
+        self.files = {s: open(p + ".tmp", "wb") for s, p in self.path.items()}
+        # where each train document ends (cumulative tokens, uint64), so that finish() can cut
+        # the last documents off for validation without keeping anything in memory
+        self.ends_path = os.path.join(out_dir, "train.ends.tmp")
+        self.ends = open(self.ends_path, "wb")
+        self.tokens = {"train": 0, "val": 0}
+        self.docs = {"train": 0, "val": 0}
+
+    def write(self, ids, doc_lens, split="train"):
+        """ids: (N,) token ids of whole documents; doc_lens: (D,) their lengths, summing to N."""
+        ids = np.asarray(ids, dtype=self.dtype)  # no copy when it already has the dtype
+        ids.tofile(self.files[split])
+        if split == "train":
+            (self.tokens["train"] + np.cumsum(doc_lens, dtype=np.uint64)).tofile(self.ends)
+        self.tokens[split] += len(ids)
+        self.docs[split] += len(doc_lens)
+
+    def finish(self, tokenizer, val_docs=0, val_fraction=0.0, **extra):
+        """Close the files. With val_docs (a count) or val_fraction, the last documents of the
+        train stream become val.bin (whole documents, order kept). Rename into place and
+        write meta.json (extra keys included); returns the meta dict."""
+        for f in (*self.files.values(), self.ends):
+            f.close()
+        if val_docs or val_fraction:
+            self._move_tail_to_val(val_docs or max(1, round(val_fraction * self.docs["train"])))
+        os.remove(self.ends_path)
+        for split in ("train", "val"):
+            if self.tokens[split] == 0:
+                raise DataError(f"the {split} split is empty: there were no usable documents for it")
+        for p in self.path.values():
+            os.replace(p + ".tmp", p)
+        meta = dict(vocab_size=self.vocab_size, dtype=self.dtype, tokenizer=tokenizer,
+                    train_tokens=self.tokens["train"], val_tokens=self.tokens["val"],
+                    train_documents=self.docs["train"], val_documents=self.docs["val"], **extra)
+        write_meta(self.out_dir, meta)
+        return meta
+
+    def _move_tail_to_val(self, n_val):
+        n_docs = self.docs["train"]
+        if n_val >= n_docs:
+            raise DataError(f"only {n_docs} usable documents: too few to hold out {n_val} for validation "
+                            f"and train on the rest; lower --val_docs/--val_fraction or give more data")
+        cut = int(np.fromfile(self.ends_path, dtype=np.uint64, count=1, offset=8 * (n_docs - n_val - 1))[0])
+        itemsize = np.dtype(self.dtype).itemsize
+        with open(self.path["train"] + ".tmp", "rb+") as src, open(self.path["val"] + ".tmp", "ab") as dst:
+            src.seek(cut * itemsize)
+            shutil.copyfileobj(src, dst, 1 << 24)  # 16 MB at a time
+            src.truncate(cut * itemsize)
+        moved = self.tokens["train"] - cut
+        self.tokens["train"], self.tokens["val"] = cut, self.tokens["val"] + moved
+        self.docs["train"], self.docs["val"] = n_docs - n_val, self.docs["val"] + n_val
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None:  # a failed run: close and remove the unfinished files
+            for f in (*self.files.values(), self.ends):
+                f.close()
+            for p in (*(p + ".tmp" for p in self.path.values()), self.ends_path):
+                if os.path.exists(p):
+                    os.remove(p)
+        return False
+
+
+def load_hf_dataset(name, config=None, split="train", data_files=None, streaming=False, num_proc=1):
+    """datasets.load_dataset with one-line errors: a hub name (needs the network the first
+    time), or a builder such as "json" or "text" with local data_files."""
+    import datasets
+    import huggingface_hub
+    huggingface_hub.utils.logging.set_verbosity_error()  # offline, its retry warnings would bury our one line
+    kw = {} if streaming else {"num_proc": num_proc if num_proc > 1 else None}
+    try:
+        return datasets.load_dataset(name, config, split=split, data_files=data_files or None, streaming=streaming, **kw)
+    except (ConnectionError, OSError) as e:  # no network, or the hub is unreachable
+        raise ConnectionError(f"could not load the Hugging Face dataset {name} ({type(e).__name__}: "
+                              f"{(str(e).splitlines() or [''])[0]}); pass --input=PATH to use local files") from None
+    except Exception as e:  # DatasetNotFoundError, a bad split or config name, ...: all one line
+        raise DataError(f"could not load the Hugging Face dataset {name}: {type(e).__name__}: "
+                        f"{(str(e).splitlines() or [''])[0]}") from None

@@ -22,9 +22,9 @@ def shared(*parts):
     return path
 
 
-def run(*args, check=True, timeout=600, **kw):
+def run(*args, check=True, timeout=600, env=None, **kw):
     """Run a repo script in a subprocess (from the repo root); returns CompletedProcess."""
-    env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "2"))
+    env = dict(env or os.environ, PYTHONUNBUFFERED="1")
     p = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env, **kw)
     if check and p.returncode != 0:
         raise AssertionError(f"{' '.join(args)} failed ({p.returncode}):\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}")

@@ -124,3 +124,14 @@ def test_torchrun_two_processes_gloo(char_data, tmp_path):
     p = run("-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "train.py", *args)
     assert "2 process(es)" in p.stdout and "iter 4:" in p.stdout
     assert load_checkpoint(os.path.join(out, "ckpt.pt"))["iter_num"] == 4
+
+
+def test_wandb_offline_and_eval_only(char_data, tmp_path):
+    out = tmp_path / "w"
+    env = dict(os.environ, WANDB_MODE="offline", WANDB_DIR=str(tmp_path), WANDB_SILENT="true")
+    run("train.py", f"--data_dir={char_data}", f"--out_dir={out}", *TINY, "--max_iters=2", "--eval_interval=2",
+        "--wandb_log=True", "--wandb_run_name=t", env=env)
+    runs = list((tmp_path / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1 and any(runs[0].rglob("*.wandb"))
+    p = run("train.py", f"--data_dir={char_data}", f"--out_dir={out}", *TINY, "--init_from=resume", "--eval_only=True")
+    assert "step 2:" in p.stdout and "iter 3" not in p.stdout

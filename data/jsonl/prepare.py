@@ -1,0 +1,226 @@
+"""
+Any JSON-lines corpus (the Pile, RedPajama, your own crawl) tokenized into train.bin / val.bin.
+
+    python data/jsonl/prepare.py --input='pile/train/*.jsonl.zst' --out_dir=data/pile
+    python data/jsonl/prepare.py --input a.jsonl b.jsonl.gz --tokenizer=r50k_base --val_docs=1000
+    python data/jsonl/prepare.py --input=docs.jsonl --tokenizer=data/wikitext/tokenizer.json
+    python data/jsonl/prepare.py --hf_dataset=togethercomputer/RedPajama-Data-1T-Sample --streaming
+    python data/jsonl/prepare.py --hf_dataset=json --input=docs.jsonl     # datasets' json builder, offline
+
+Each line is one JSON object; its --text_key field (default "text") is a document. Files are
+read in the order given (globs sorted), in blocks of whole lines, tokenized by --num_proc
+worker processes (default: every core) and written in input order, each document followed
+by the end-of-text token; memory stays flat however large the input. The last documents
+(--val_fraction of them, or --val_docs) become val.bin, so shuffle a sorted corpus first.
+
+Lines that are not valid UTF-8 or JSON, lack the text key, hold a non-string text, or are
+empty (a blank line, or "") are skipped and counted by reason, on the console and in
+meta.json. Ids are uint16 when the vocabulary fits, else uint32 (meta.json says which).
+On the 20 RedPajama arXiv documents in ../shared/data/pile_sample, with gpt2:
+    20 documents: 19 train (365,785 tokens), 1 val (34,333 tokens)
+    skipped: none
+"""
+
+import argparse
+import glob
+import gzip
+import io
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+from data.common import (SKIP_REASONS, DataError, TokenWriter, check_input_file, document_text,  # noqa: E402
+                         dtype_for_vocab, encode_documents, load_hf_dataset, ordered_pool_map, tokenizer_from_arg,
+                         vocab_size_of)
+
+HF_BATCH = 1000  # records per task from a Hugging Face dataset
+
+
+# ------------------------------------------------------------------ reading the input
+
+def input_files(patterns):
+    """Expand --input into a list of files, in the order given (each glob sorted)."""
+    files = []
+    for pattern in patterns:
+        if glob.has_magic(pattern):
+            matches = sorted(glob.glob(pattern))
+            if not matches:
+                raise DataError(f"no file matches --input={pattern}")
+            files += matches
+        elif os.path.isdir(pattern):
+            files += sorted(p for p in glob.glob(os.path.join(pattern, "*")) if p.endswith((".jsonl", ".jsonl.gz", ".jsonl.zst")))
+        else:
+            files.append(pattern)
+    for path in files:
+        check_input_file(path)
+    return files
+
+
+def open_binary(path):
+    """The file's bytes, decompressed on the fly for .gz and .zst."""
+    if path.endswith(".gz"):
+        return gzip.open(path, "rb")
+    if path.endswith(".zst"):
+        import zstandard
+        return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(open(path, "rb"), read_across_frames=True, closefd=True))
+    return open(path, "rb")
+
+
+def line_blocks(paths, block_bytes):
+    """Blocks of whole lines (bytes, about block_bytes each), file after file."""
+    for path in paths:
+        try:
+            with open_binary(path) as f:
+                carry = b""
+                while block := f.read(block_bytes):
+                    block = carry + block
+                    cut = block.rfind(b"\n") + 1
+                    carry = block[cut:]
+                    if cut:
+                        yield block[:cut]
+                if carry:  # the last line had no newline
+                    yield carry
+        except (OSError, EOFError, ValueError) as e:  # gzip.BadGzipFile, zstd errors, truncated files
+            raise DataError(f"cannot read {path}: {e}; is it really {'compressed' if path.endswith(('.gz', '.zst')) else 'plain'} JSONL?") from None
+
+
+def hf_record_batches(ds, text_key):
+    """Lists of HF_BATCH records from a Hugging Face dataset (streaming or not), in order,
+    each cut down to its text field so that only the text travels to the workers."""
+    batch = []
+    for record in ds:
+        batch.append({text_key: record[text_key]} if text_key in record else {})
+        if len(batch) == HF_BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+# ------------------------------------------------------------------ the worker processes
+
+_worker = {}  # each worker's tokenizer and settings, set by init_worker
+
+
+def init_worker(spec, out_dir, text_key, dtype):
+    from data.common import Tokenizer
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"  # Hugging Face tokenizers: one thread per process
+    _worker.update(tok=Tokenizer(spec, out_dir), text_key=text_key, dtype=dtype)
+
+
+def parse_lines(block, skipped):
+    """The JSON values of a block of lines; lines that cannot be read are counted in skipped."""
+    lines = block.split(b"\n")
+    if not lines[-1]:
+        lines.pop()  # the block ends with a newline; there is no line after it
+    for line in lines:
+        if not line.strip():
+            skipped["empty"] += 1
+            continue
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError:
+            skipped["invalid_utf8"] += 1
+            continue
+        try:
+            yield json.loads(text)
+        except ValueError:  # json.JSONDecodeError
+            skipped["invalid_json"] += 1
+
+
+def encode_chunk(chunk):
+    """bytes of whole JSONL lines, or a list of records from datasets ->
+    (ids (N,), tokens per document (D,), skipped count per reason)."""
+    skipped = dict.fromkeys(SKIP_REASONS, 0)
+    records = parse_lines(chunk, skipped) if isinstance(chunk, bytes) else chunk
+    texts = []
+    for record in records:
+        text, reason = document_text(record, _worker["text_key"])
+        if reason:
+            skipped[reason] += 1
+        else:
+            texts.append(text)
+    ids, doc_lens = encode_documents(_worker["tok"], texts, _worker["dtype"])
+    return ids, doc_lens, skipped
+
+
+# ------------------------------------------------------------------ main
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--input", nargs="+", default=[], help=".jsonl, .jsonl.gz or .jsonl.zst files, globs or folders")
+    ap.add_argument("--text_key", default="text", help="the field holding each document's text")
+    ap.add_argument("--tokenizer", default="gpt2", help="a tiktoken encoding name or a tokenizer.json file")
+    ap.add_argument("--out_dir", default=os.path.dirname(os.path.abspath(__file__)))
+    ap.add_argument("--val_fraction", type=float, default=0.0005, help="share of documents (the last ones) held out")
+    ap.add_argument("--val_docs", type=int, default=0, help="hold out exactly this many last documents instead")
+    ap.add_argument("--num_proc", type=int, default=len(os.sched_getaffinity(0)), help="tokenizer processes")
+    ap.add_argument("--block_kb", type=int, default=4096, help="KB of lines per task: enough to amortise the pipe")
+    ap.add_argument("--hf_dataset", help="read a Hugging Face dataset instead (with --input: its data_files)")
+    ap.add_argument("--hf_config", help="the dataset's configuration name")
+    ap.add_argument("--hf_split", default="train")
+    ap.add_argument("--streaming", action="store_true", help="stream the Hugging Face dataset instead of downloading it")
+    args = ap.parse_args(argv)
+    if not args.input and not args.hf_dataset:
+        sys.exit("error: give --input=FILES (.jsonl, .jsonl.gz, .jsonl.zst) or --hf_dataset=NAME")
+    if not 0 <= args.val_fraction < 1 or args.val_docs < 0 or not (args.val_docs or args.val_fraction):
+        sys.exit("error: hold out some validation documents: --val_fraction in (0, 1) or --val_docs >= 1")
+    if args.num_proc < 1 or args.block_kb < 1:
+        sys.exit("error: --num_proc and --block_kb must be at least 1")
+
+    try:
+        spec, tok = tokenizer_from_arg(args.tokenizer, args.out_dir)
+        vocab_size = vocab_size_of(tok)
+        dtype = dtype_for_vocab(vocab_size)
+        if args.hf_dataset:
+            source = {"hf_dataset": args.hf_dataset, "hf_config": args.hf_config, "hf_split": args.hf_split,
+                      "data_files": args.input}
+            chunks = hf_record_batches(load_hf_dataset(args.hf_dataset, args.hf_config, args.hf_split, args.input,
+                                                       args.streaming, args.num_proc), args.text_key)
+        else:
+            source = input_files(args.input)
+            chunks = line_blocks(source, args.block_kb * 1024)
+        print(f"tokenizer {args.tokenizer}: vocab {vocab_size:,}, ids stored as {dtype}; {args.num_proc} process(es)")
+        meta = tokenize_all(chunks, spec, args, vocab_size, dtype, source)
+    except (DataError, ConnectionError) as e:
+        sys.exit(f"error: {e}")
+    print(f"{meta['train_documents'] + meta['val_documents']:,} documents: "
+          f"{meta['train_documents']:,} train ({meta['train_tokens']:,} tokens), "
+          f"{meta['val_documents']:,} val ({meta['val_tokens']:,} tokens)")
+    skipped = {k: v for k, v in meta["skipped"].items() if v}
+    print("skipped: " + (", ".join(f"{v:,} {k}" for k, v in skipped.items()) if skipped else "none"))
+    print(f"wrote {args.out_dir}/train.bin, val.bin, meta.json")
+
+
+def tokenize_all(chunks, spec, args, vocab_size, dtype, source):
+    """Tokenize every chunk in worker processes and stream the ids to the bins, in order."""
+    from tqdm import tqdm
+    skipped = dict.fromkeys(SKIP_REASONS, 0)
+    bar = tqdm(unit=" docs", unit_scale=True, mininterval=1.0, disable=None)  # disable=None: off when not a terminal
+    t0, n_tokens = time.time(), 0
+    with TokenWriter(args.out_dir, vocab_size) as writer:
+        results = ordered_pool_map(encode_chunk, chunks, args.num_proc, init_worker,
+                                   (spec, args.out_dir, args.text_key, dtype))
+        for ids, doc_lens, skips in results:
+            writer.write(ids, doc_lens)
+            for k, v in skips.items():
+                skipped[k] += v
+            n_tokens += len(ids)
+            bar.update(len(doc_lens))
+            bar.set_postfix_str(f"{n_tokens / max(time.time() - t0, 1e-9):,.0f} tokens/s", refresh=False)
+        bar.close()
+        if writer.docs["train"] == 0:
+            raise DataError(f"no usable documents in the input (skipped: "
+                            f"{', '.join(f'{v:,} {k}' for k, v in skipped.items() if v) or 'nothing'}); "
+                            f"check --input and --text_key")
+        dt = time.time() - t0
+        print(f"tokenized {writer.docs['train']:,} documents, {n_tokens:,} tokens in {dt:.1f}s "
+              f"({writer.docs['train'] / dt:,.0f} docs/s, {n_tokens / dt:,.0f} tokens/s)")
+        return writer.finish(spec, val_docs=args.val_docs, val_fraction=0 if args.val_docs else args.val_fraction,
+                             skipped=skipped, source=source)
+
+
+if __name__ == "__main__":
+    main()

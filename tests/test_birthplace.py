@@ -1,0 +1,154 @@
+"""The knowledge probe (CS224N a5): span corruption, the finetuning mask, evaluation, and the
+pretrain -> finetune -> evaluate pipeline on the real course files."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import run, shared
+from data.birthplace.batches import MASK, PAD, corrupt, qa_example, span_corruption_example
+from data.common import Tokenizer, load_meta
+from evaluate import accuracy, parse_answer, read_questions
+from model import GPT, GPTConfig
+from train import load_checkpoint, open_batches
+
+TINY = ["--device=cpu", "--n_layer=2", "--n_head=2", "--n_embd=32", "--block_size=128", "--batch_size=16",
+        "--gradient_accumulation_steps=1", "--eval_iters=2", "--log_interval=5", "--compile=False", "--warmup_iters=2"]
+
+
+@pytest.fixture(scope="module")
+def bp_data(tmp_path_factory):
+    out = tmp_path_factory.mktemp("birthplace")
+    p = run("data/birthplace/prepare.py", f"--input={shared('birthplace')}", f"--out_dir={out}")
+    assert "vocab size: 257" in p.stdout and "2,937 documents" in p.stdout and "2,000 train / 500 val" in p.stdout
+    return str(out)
+
+
+def test_corruption_spec_over_many_draws():
+    block_size = 128
+    doc = np.arange(2, 302)  # 300 distinct ids, longer than any truncation
+    rng = np.random.default_rng(0)
+    kept, spans = [], []
+    for _ in range(20000):
+        prefix, span, suffix = corrupt(doc, rng, block_size)
+        n = len(prefix) + len(span) + len(suffix)
+        assert np.array_equal(np.concatenate([prefix, span, suffix]), doc[:n])  # reconstructs the truncation
+        assert 1 <= len(span) <= max(1, n // 2 - 1)
+        kept.append(n)
+        spans.append(len(span))
+    kept, spans = np.array(kept), np.array(spans)
+    assert kept.min() == 4 and kept.max() == int(block_size * 7 / 8)
+    assert set(kept) == set(range(4, 113))  # every truncation length happens
+    assert spans.mean() == pytest.approx((kept / 4).mean(), rel=0.02)  # mean span: a quarter of the kept length
+    even = kept % 2 == 0
+    assert spans[even].mean() == pytest.approx((kept[even] / 4).mean(), rel=0.02)
+    starts = [len(corrupt(doc, rng, block_size)[0]) for _ in range(2000)]
+    assert min(starts) == 0 and max(starts) > 50  # the span can start anywhere, the very beginning included
+    short = np.arange(2, 12)  # shorter than most truncations: the whole document is kept
+    assert np.mean([sum(map(len, corrupt(short, rng, block_size))) == 10 for _ in range(500)]) > 0.9
+
+
+def test_span_example_layout():
+    doc, block_size = np.arange(2, 202), 64
+    for seed in range(50):
+        prefix, span, suffix = corrupt(doc, np.random.default_rng(seed), block_size)
+        x, y = span_corruption_example(doc, np.random.default_rng(seed), block_size)
+        want = np.concatenate([prefix, [MASK], suffix, [MASK], span])
+        assert x.shape == y.shape == (block_size,)
+        assert np.array_equal(x[:len(want)], want) and (x[len(want):] == PAD).all()
+        assert np.array_equal(y[:len(want) - 1], want[1:])  # targets are the inputs shifted by one
+        assert (y[len(want) - 1:] == -1).all()  # PAD targets are ignored
+
+
+def test_finetune_mask_covers_exactly_the_answer(bp_data):
+    q, a = np.array([5, 6, 7, 8]), np.array([9, 10])
+    x, y = qa_example(q, a, 16)
+    assert x.tolist() == [5, 6, 7, 8, MASK, 9, 10, MASK] + [PAD] * 8
+    assert np.flatnonzero(y != -1).tolist() == [4, 5, 6] and y[4:7].tolist() == [9, 10, MASK]
+    # on the prepared files: the scored targets spell "answer⁇" and nothing else
+    meta = load_meta(os.path.join(bp_data, "finetune"))
+    tok = Tokenizer.from_meta(meta)
+    batches = open_batches(os.path.join(bp_data, "finetune"), "val", meta, 128, "cpu")
+    X, Y = batches.get(batches.draw(np.random.default_rng(0), 1, 8)[0])
+    answers = dict(line.split("\t") for line in open(shared("birthplace", "birth_dev.tsv"), encoding="utf-8").read().split("\n") if line)
+    for xr, yr in zip(X.tolist(), Y.tolist()):
+        text = tok.decode(xr)
+        question = text.split("⁇")[0]
+        assert tok.decode([t for t in yr if t != -1]) == answers[question] + "⁇"
+
+
+def test_batches_are_trimmed_and_trimming_is_exact(bp_data):
+    ddir = os.path.join(bp_data, "pretrain")
+    meta = load_meta(ddir)
+    batches = open_batches(ddir, "train", meta, 128, "cpu")
+    rows = batches.draw(np.random.default_rng(1), 3, 8)
+    again = batches.draw(np.random.default_rng(1), 3, 8)
+    assert np.array_equal(rows, again)  # batches come from the generator, nothing else
+    X, Y = batches.get(rows[0])
+    T = X.size(1)
+    assert T < 128 and (Y[:, -1] != -1).any()  # cut to the longest row, no shorter
+    assert torch.equal(X, batches.get(rows[0])[0])  # same seeds, same corruptions
+    # the same rows padded to the full block give the same loss, for vanilla and synthesizer attention
+    Xf = torch.cat([X, torch.full((8, 128 - T), PAD)], 1)
+    Yf = torch.cat([Y, torch.full((8, 128 - T), -1)], 1)
+    for attention, impl in (("vanilla", "sdpa"), ("synthesizer", "manual")):
+        torch.manual_seed(0)
+        model = GPT(GPTConfig(n_layer=2, n_head=2, n_embd=32, block_size=128, vocab_size=257, dropout=0.0,
+                              attention=attention, attn_impl=impl)).eval()
+        with torch.no_grad():
+            assert model(X, Y)[1].item() == pytest.approx(model(Xf, Yf)[1].item(), abs=1e-5)
+
+
+def test_read_questions_parse_and_accuracy(tmp_path):
+    dev = tmp_path / "dev.tsv"
+    dev.write_text("Where was Ada Lovelace born?\tLondon\nWhere was Kurt Gödel born?\tBrno\n"
+                   "Where was Frida Kahlo born?\tCoyoacán\n", encoding="utf-8")
+    qs, answers = read_questions(str(dev))
+    assert qs[1] == "Where was Kurt Gödel born?" and answers == ["London", "Brno", "Coyoacán"]
+    assert parse_answer("Brno⁇□□", "⁇") == "Brno" and parse_answer("Brn", "⁇") == "Brn"
+    assert accuracy(["London", "Brno", "Mexico City"], answers) == (2, 3)
+    assert accuracy(["London"] * 3, answers) == (1, 3)
+    test = tmp_path / "test.tsv"
+    test.write_text("Where was Ada Lovelace born?\nWhere was Kurt Gödel born?\n", encoding="utf-8")
+    assert read_questions(str(test)) == (["Where was Ada Lovelace born?", "Where was Kurt Gödel born?"], None)
+    p = run("evaluate.py", "--baseline_only=True", f"--questions={dev}")
+    assert "1/3 correct = 33.3%" in p.stdout
+    p = run("evaluate.py", "--baseline_only=True", f"--questions={shared('birthplace', 'birth_dev.tsv')}")
+    assert "25/500 correct = 5.0%" in p.stdout  # CS224N's London baseline
+    p = run("evaluate.py", "--baseline_only=True", f"--questions={test}", check=False)
+    assert p.returncode != 0 and p.stderr.startswith("error: ") and "has no answers" in p.stderr
+
+
+@pytest.mark.parametrize("attention", ["vanilla", "synthesizer"])
+def test_pretrain_finetune_evaluate_pipeline(bp_data, tmp_path, attention):
+    pre, fin = str(tmp_path / "pre"), str(tmp_path / "fin")
+    arch = [f"--attention={attention}"] + (["--attn_impl=manual"] if attention == "synthesizer" else [])
+    run("train.py", f"--data_dir={bp_data}/pretrain", f"--out_dir={pre}", *TINY, *arch, "--max_iters=12",
+        "--eval_interval=12", "--learning_rate=3e-3")
+    p = run("train.py", f"--data_dir={bp_data}/finetune", f"--out_dir={fin}", f"--init_from=ckpt:{pre}",
+            "--device=cpu", "--batch_size=16", "--gradient_accumulation_steps=1", "--eval_iters=2", "--max_iters=6",
+            "--eval_interval=6", "--warmup_iters=1", "--learning_rate=3e-3")
+    ckpt = load_checkpoint(os.path.join(fin, "ckpt.pt"))
+    assert ckpt["iter_num"] == 6  # a fresh count: not 12 + 6
+    assert ckpt["model_args"]["n_embd"] == 32 and ckpt["model_args"]["attention"] == attention  # the pretrained model
+    evals = [json.loads(line) for line in open(os.path.join(fin, "log.jsonl")) if "val_loss" in line]
+    assert evals[0]["val_loss"] < 5.0, p.stdout  # starts from the pretrained weights, not from ln(257) = 5.55
+    # a slice of the real dev and test files keeps the test quick
+    dev, test = tmp_path / "dev.tsv", tmp_path / "test_inputs.tsv"
+    dev.write_text("".join(open(shared("birthplace", "birth_dev.tsv"), encoding="utf-8").readlines()[:40]), encoding="utf-8")
+    test.write_text("".join(open(shared("birthplace", "birth_test_inputs.tsv"), encoding="utf-8").readlines()[:30]), encoding="utf-8")
+    p = run("evaluate.py", f"--out_dir={fin}", f"--questions={dev}", "--device=cpu", "--max_answer_tokens=16")
+    assert "model: " in p.stdout and "/40 correct" in p.stdout and "baseline ('London' every time): 1/40" in p.stdout
+    with open(os.path.join(fin, "dev.predictions.txt"), encoding="utf-8") as f:
+        assert len(f.read().split("\n")) == 41
+    if attention == "synthesizer":
+        return  # the rest does not depend on the attention
+    out = str(tmp_path / "test.txt")
+    run("evaluate.py", f"--out_dir={fin}", f"--questions={test}", f"--predictions={out}", "--max_answer_tokens=16")
+    with open(out, encoding="utf-8") as f:
+        assert len(f.read().split("\n")) == 31
+    p = run("evaluate.py", f"--out_dir={pre}", "--split=val", "--eval_iters=3", "--batch_size=8")
+    assert "val loss" in p.stdout and "perplexity" in p.stdout
