@@ -37,7 +37,7 @@ top_p = 1.0  # nucleus sampling: keep the most likely tokens up to this total pr
 seed = 1337
 device = "auto"
 dtype = "auto"
-compile = False
+compile = False  # torch.compile the forward; about 40 s to compile on a 2-core CPU, so only for long runs
 use_cache = True  # KV cache: each new token costs one position, not the whole context
 stream = False  # print tokens as they come (first sample only, then the rest)
 data_dir = ""  # where the tokenizer's meta.json (or nanoGPT's meta.pkl) is, if not found by itself
@@ -70,7 +70,7 @@ def main():
         sys.exit(f"error: {e}")
     model = model.to(device_).eval()
     if compile:
-        model = torch.compile(model)
+        model.forward = torch.compile(model.forward, dynamic=True)  # stream() calls self(...): compile that
     tok = Tokenizer.from_meta(meta)
 
     prompt = start

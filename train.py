@@ -125,8 +125,8 @@ def lookup_peak_flops(device):
 
 
 def get_lr(it, learning_rate, min_lr, warmup_iters, lr_decay_iters, use_warmup=True, use_cosine=True):
-    """Learning rate at iteration it: linear warmup from learning_rate/warmup_iters
-    (at it=0) to learning_rate, then cosine down to min_lr at lr_decay_iters, then flat."""
+    """Learning rate at iteration it: linear warmup, learning_rate*(it+1)/(warmup_iters+1) (never
+    0), then cosine down to min_lr at lr_decay_iters, then flat."""
     if use_warmup and it < warmup_iters:
         return learning_rate * (it + 1) / (warmup_iters + 1)
     if not use_cosine:
@@ -410,6 +410,15 @@ if __name__ == "__main__":
     from configurator import configure
 
     chosen = configure(globals())
+    resume_ckpt = None
+    if init_from == "resume":  # the run's own settings are the defaults; what is given again wins
+        try:
+            resume_ckpt = load_checkpoint(os.path.join(out_dir, "ckpt.pt"), "cpu")
+        except (FileNotFoundError, RuntimeError) as e:
+            sys.exit(f"error: {e}")
+        for k, v in resume_ckpt.get("config", {}).items():
+            if k in CONFIG_KEYS and k not in chosen and k not in ("init_from", "out_dir"):
+                globals()[k] = v
     config = {k: globals()[k] for k in CONFIG_KEYS}
 
     # ---- processes and devices
@@ -469,11 +478,13 @@ if __name__ == "__main__":
         if model_args["vocab_size"] < meta["vocab_size"]:
             sys.exit(f"error: --vocab_size={vocab_size} is smaller than the dataset's {meta['vocab_size']}")
     elif init_from == "resume" or init_from.startswith("ckpt:"):  # ckpt:PATH: another run's weights, to finetune
-        path = ckpt_path if init_from == "resume" else init_from[len("ckpt:"):]
-        try:
-            ckpt = load_checkpoint(os.path.join(path, "ckpt.pt") if os.path.isdir(path) else path, device)
-        except (FileNotFoundError, RuntimeError) as e:
-            sys.exit(f"error: {e}")
+        ckpt = resume_ckpt
+        if init_from != "resume":
+            path = init_from[len("ckpt:"):]
+            try:
+                ckpt = load_checkpoint(os.path.join(path, "ckpt.pt") if os.path.isdir(path) else path, device)
+            except (FileNotFoundError, RuntimeError) as e:
+                sys.exit(f"error: {e}")
         clash = [f"{k}={chosen[k]!r} (checkpoint: {v!r})" for k, v in ckpt["model_args"].items()
                  if k in chosen and k != "dropout" and chosen[k] != v]
         if clash:
@@ -483,9 +494,6 @@ if __name__ == "__main__":
         model_args["dropout"] = dropout
         if init_from == "resume":
             iter_num, best_val_loss = ckpt["iter_num"], ckpt["best_val_loss"]
-            for k in ("use_warmup", "use_cosine"):  # the schedule flags are the run's too, unless given again
-                if k not in chosen and k in ckpt.get("config", {}):
-                    config[k] = globals()[k] = ckpt["config"][k]
         else:
             ckpt = {"model": ckpt["model"]}  # weights only: a fresh optimizer, iteration count and random states
     elif init_from in GPT2_NAMES or init_from.startswith("hf:"):  # OpenAI's GPT-2 or a local Hugging Face GPT-2
@@ -525,7 +533,7 @@ if __name__ == "__main__":
         if "rng" in ckpt:
             set_rng_state(ckpt["rng"][rank] if rank < len(ckpt["rng"]) else ckpt["rng"][0])
             batch_rng.bit_generator.state = ckpt["batch_rng"]
-    ckpt = None  # free memory
+    ckpt = resume_ckpt = None  # free memory
     raw_model = model  # checkpoints always hold the plain module's weights
     if compile:
         if master:

@@ -66,8 +66,12 @@ def load_meta(data_dir):
     """meta.json of a prepared dataset folder, with a clear error when it is not prepared."""
     path = os.path.join(data_dir, "meta.json")
     if not os.path.isfile(path):
-        name = os.path.basename(os.path.normpath(data_dir))
-        raise FileNotFoundError(f"dataset '{name}' is not prepared ({path} is missing); "
+        rel = os.path.relpath(os.path.abspath(data_dir), DATA_ROOT)  # e.g. birthplace/pretrain -> birthplace
+        if rel.startswith(".."):  # a folder outside data/: we cannot tell which script made it
+            raise FileNotFoundError(f"{path} is missing; prepare {data_dir} with a data/<name>/prepare.py "
+                                    f"--out_dir={data_dir}")
+        name = rel.split(os.sep)[0]
+        raise FileNotFoundError(f"dataset '{rel}' is not prepared ({path} is missing); "
                                 f"run: python data/{name}/prepare.py")
     with open(path) as f:
         meta = json.load(f)

@@ -81,7 +81,8 @@ def test_resume_is_exact(char_data, tmp_path):
     common = ["--eval_interval=10", "--dropout=0.1", "--always_save_checkpoint=True"]
     train(char_data, a, "--max_iters=20", *common)
     train(char_data, b, "--max_iters=10", *common)
-    p = train(char_data, b, "--max_iters=20", "--init_from=resume", *common)
+    # only the out_dir and the new end: data, model, batch and schedule settings come from the checkpoint
+    p = run("train.py", f"--out_dir={b}", "--init_from=resume", "--max_iters=20")
     assert "iter 11:" in p.stdout and "iter 1:" not in p.stdout  # continued from iteration 10
     assert losses(a) == losses(b)  # bit-identical, with dropout: the random states came along
     wa, wb = load_checkpoint(os.path.join(a, "ckpt.pt"))["model"], load_checkpoint(os.path.join(b, "ckpt.pt"))["model"]
