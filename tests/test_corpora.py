@@ -20,7 +20,12 @@ from data.common import Tokenizer, load_meta, open_tokens
 TINY = ["--device=cpu", "--n_layer=2", "--n_head=2", "--n_embd=32", "--block_size=32", "--batch_size=4",
         "--gradient_accumulation_steps=1", "--eval_iters=2", "--eval_interval=5", "--max_iters=5",
         "--log_interval=1", "--compile=False"]
-GPT2 = tiktoken.get_encoding("gpt2")
+
+
+def gpt2():
+    """GPT-2's BPE from the shared tiktoken cache (a clear failure, not a download, when it is missing)."""
+    shared("tiktoken_cache")
+    return tiktoken.get_encoding("gpt2")
 
 
 @pytest.fixture(autouse=True)
@@ -115,12 +120,12 @@ def test_jsonl_exact_counts_skips_and_order(tmp_path):
     assert all(f"{n:,} {reason}" in p.stdout for reason, n in expected.items())  # on the console too
     assert (meta["train_documents"], meta["val_documents"]) == (len(docs) - 5, 5)
     assert meta["dtype"] == "uint16" and meta["tokenizer"] == {"kind": "tiktoken", "name": "gpt2"}
-    want = [GPT2.encode_ordinary(d) for d in docs]
+    want = [gpt2().encode_ordinary(d) for d in docs]
     assert meta["train_tokens"] + meta["val_tokens"] == sum(len(w) + 1 for w in want)
     assert meta["val_tokens"] == sum(len(w) + 1 for w in want[-5:])
-    assert [d.tolist() for d in split_docs(ids, GPT2.eot_token)] == want
+    assert [d.tolist() for d in split_docs(ids, gpt2().eot_token)] == want
     tok = Tokenizer.from_meta(meta)
-    assert [tok.decode(d) for d in split_docs(ids, GPT2.eot_token)] == docs
+    assert [tok.decode(d) for d in split_docs(ids, gpt2().eot_token)] == docs
     for split in ("train", "val"):  # one process or two: the same bytes
         assert (out1 / f"{split}.bin").read_bytes() == (out2 / f"{split}.bin").read_bytes()
     assert not [f for f in os.listdir(out2) if f.endswith(".tmp")]
@@ -147,7 +152,7 @@ def test_jsonl_gz_zst_and_globs_give_identical_bins(tmp_path):
         for f in ("train.bin", "val.bin"):
             assert (outs[name] / f).read_bytes() == (outs["plain"] / f).read_bytes(), (name, f)
     meta = load_meta(str(outs["plain"]))
-    assert meta["train_tokens"] + meta["val_tokens"] == sum(len(GPT2.encode_ordinary(d)) + 1 for d in docs)
+    assert meta["train_tokens"] + meta["val_tokens"] == sum(len(gpt2().encode_ordinary(d)) + 1 for d in docs)
 
 
 def test_jsonl_shared_sample_trains_and_samples(tmp_path):
@@ -157,7 +162,7 @@ def test_jsonl_shared_sample_trains_and_samples(tmp_path):
     with open(shared("pile_sample", "redpajama_arxiv_sample.jsonl"), encoding="utf-8") as f:
         docs = [json.loads(line)["text"] for line in f]
     meta = load_meta(str(out))
-    want = [len(GPT2.encode_ordinary(d)) + 1 for d in docs]
+    want = [len(gpt2().encode_ordinary(d)) + 1 for d in docs]
     assert (meta["train_tokens"], meta["val_tokens"]) == (sum(want[:-1]), want[-1])  # 0.05% of 20 -> 1 document
     assert (meta["train_documents"], meta["val_documents"]) == (19, 1)
     assert "skipped: none" in p.stdout
