@@ -57,6 +57,21 @@ def write_dataset(out_dir, train_ids, val_ids, tokenizer, vocab_size, **extra):
     return meta
 
 
+def write_char_dataset(out_dir, text, source):
+    """A character-level dataset: the vocabulary is every character in text (sorted), the
+    first 90% is train and the rest val. Prints the sizes; returns the meta dict."""
+    print(f"length of the text in characters: {len(text):,}")
+    chars = "".join(sorted(set(text)))
+    print(f"vocab size: {len(chars)}")
+    stoi = {c: i for i, c in enumerate(chars)}
+    n = int(0.9 * len(text))
+    meta = write_dataset(out_dir, [stoi[c] for c in text[:n]], [stoi[c] for c in text[n:]],
+                         tokenizer={"kind": "char", "chars": chars}, vocab_size=len(chars), source=source)
+    print(f"train has {meta['train_tokens']:,} tokens")
+    print(f"val has {meta['val_tokens']:,} tokens")
+    return meta
+
+
 def write_meta(out_dir, meta):
     with open(os.path.join(out_dir, "meta.json"), "w") as f:
         json.dump(meta, f, indent=1, ensure_ascii=False)

@@ -20,7 +20,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-from data.common import DataError, download, read_text_file, write_dataset  # noqa: E402
+from data.common import DataError, download, read_text_file, write_char_dataset  # noqa: E402
 
 # pg996.txt as Project Gutenberg published it ("Most recently updated: March 30, 2023"), at a
 # pinned commit of a mirror, so that the checksum keeps matching when Gutenberg re-issues it
@@ -54,16 +54,7 @@ def main(argv=None):
         text = strip_gutenberg(read_text_file(path))
     except (DataError, ConnectionError, ValueError) as e:  # ValueError: a download with the wrong checksum
         sys.exit(f"error: {e}")
-    print(f"length of the novel in characters: {len(text):,}")
-    chars = "".join(sorted(set(text)))
-    print(f"vocab size: {len(chars)}")
-    stoi = {c: i for i, c in enumerate(chars)}
-    n = int(0.9 * len(text))  # first 90% train, last 10% val
-    meta = write_dataset(args.out_dir, [stoi[c] for c in text[:n]], [stoi[c] for c in text[n:]],
-                         tokenizer={"kind": "char", "chars": chars}, vocab_size=len(chars),
-                         source=args.input or URL)
-    print(f"train has {meta['train_tokens']:,} tokens")
-    print(f"val has {meta['val_tokens']:,} tokens")
+    write_char_dataset(args.out_dir, text, source=args.input or URL)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-from data.common import download, write_dataset  # noqa: E402
+from data.common import download, write_char_dataset  # noqa: E402
 
 URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
 SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
@@ -61,15 +61,7 @@ def main(argv=None):
     text, source = read_text(args.input, args.out_dir)
     if not text:
         sys.exit(f"error: {args.input} is empty; give a text file with some content")
-    print(f"length of dataset in characters: {len(text):,}")
-    chars = "".join(sorted(set(text)))
-    print(f"vocab size: {len(chars)}")
-    stoi = {c: i for i, c in enumerate(chars)}
-    n = int(0.9 * len(text))  # first 90% train, last 10% val
-    meta = write_dataset(args.out_dir, [stoi[c] for c in text[:n]], [stoi[c] for c in text[n:]],
-                         tokenizer={"kind": "char", "chars": chars}, vocab_size=len(chars), source=source)
-    print(f"train has {meta['train_tokens']:,} tokens")
-    print(f"val has {meta['val_tokens']:,} tokens")
+    write_char_dataset(args.out_dir, text, source)
 
 
 if __name__ == "__main__":
