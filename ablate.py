@@ -10,7 +10,8 @@ a report with a table and plots.
 The runs: 1 baseline (all five flags off), 2-6 each flag alone, 7 all five on. Each run is
 `python train.py <config> <your --key=value> <its flags> --seed=... --out_dir=<out_dir>/<run>`
 in a subprocess, exactly what you could type yourself. Under out_dir this writes one folder
-per run (ckpt.pt, config.json, log.jsonl, train.log), report.md, nll.png and lr.png.
+per run (ckpt.pt, config.json, log.jsonl, train.log), report.md (with a short sample of each
+run's text), nll.png, nll_time.png and lr.png (drawn by plot.py's functions).
 Finished runs are skipped, an interrupted one resumes from its last checkpoint, so
 running the same command again continues an ablation.
 
@@ -27,15 +28,17 @@ import subprocess
 import sys
 import time
 from contextlib import contextmanager, nullcontext
-from dataclasses import fields
+
+import torch
 
 import train
 from configurator import configure
-from data.common import dataset_dir, load_meta
-from model import GPT, GPTConfig
+from data.common import Tokenizer, dataset_dir, load_meta
+from plot import plot_lr, plot_nll, read_log
 
 # ----------------------------------------------------------------------------- config
 globals().update({k: getattr(train, k) for k in train.CONFIG_KEYS})
+AUTO_KEYS = train.AUTO_KEYS
 # ablate.py's own keys
 seeds = 1  # repeats of every run with seed, seed+1, ...; 3 shows how much runs differ by chance
 lock_file = ""  # hold an exclusive flock on this file during each run (e.g. a shared CPU/GPU lock)
@@ -52,21 +55,9 @@ def run_name(name, k):
     return name if k == 0 else f"{name}-s{k}"
 
 
-def read_log(path):
-    """log.jsonl -> (train records, eval records), each sorted by iter. A resumed run logs
-    the steps after its checkpoint twice; the later record wins."""
-    steps, evals = {}, {}
-    if os.path.isfile(path):
-        with open(path) as f:
-            for line in f:
-                r = json.loads(line)
-                (evals if "val_loss" in r else steps)[r["iter"]] = r
-    return [steps[i] for i in sorted(steps)], [evals[i] for i in sorted(evals)]
-
-
 def finished(run_dir, max_iters):
     """A run is done when it has evaluated at max_iters (train.py's last act)."""
-    _, evals = read_log(os.path.join(run_dir, "log.jsonl"))
+    _, evals, _ = read_log(os.path.join(run_dir, "log.jsonl"))
     return bool(evals) and evals[-1]["iter"] >= max_iters
 
 
@@ -103,22 +94,27 @@ def train_one(args, run_dir, label):
     return dt
 
 
+def sample_text(model, tok, max_new_tokens=200, seed=1337):
+    """A short text from a newline, with sample.py's default temperature (0.8) and top-k (200)."""
+    start = torch.tensor([tok.encode("\n")], dtype=torch.long)  # (1, 1)
+    out = model.eval().generate(start, max_new_tokens, temperature=0.8, top_k=200, eos_token=tok.eot,
+                                generator=torch.Generator().manual_seed(seed))
+    return tok.decode(out[0].tolist())
+
+
 def summarise(run_dir, name, flags, seed):
-    """One finished run's numbers for the report."""
-    steps, evals = read_log(os.path.join(run_dir, "log.jsonl"))
-    with open(os.path.join(run_dir, "config.json")) as f:
-        model_args = json.load(f)["model_args"]
-    known = {f.name for f in fields(GPTConfig)}
-    model = GPT(GPTConfig(**{k: v for k, v in model_args.items() if k in known}))
-    n_params = model.num_params(non_embedding=False)
+    """One finished run's numbers, and a sample from its last checkpoint, for the report."""
+    steps, evals, _ = read_log(os.path.join(run_dir, "log.jsonl"))
+    model, meta = train.load_run(run_dir)
     wall = None
     if os.path.isfile(os.path.join(run_dir, "ablate.json")):
         with open(os.path.join(run_dir, "ablate.json")) as f:
             wall = json.load(f).get("wall_s")
     rate = statistics.median(s["tok_per_s"] for s in steps[1:] or steps) if steps else None  # the first includes eval
-    return {"name": name, "flags": flags, "seed": seed, "params": n_params, "steps": steps, "evals": evals,
-            "final_train": evals[-1]["train_loss_eval"], "best_val": min(e["val_loss"] for e in evals),
-            "tok_per_s": rate, "wall_s": wall}
+    return {"name": name, "flags": flags, "seed": seed, "params": model.num_params(non_embedding=False),
+            "steps": steps, "evals": evals, "final_train": evals[-1]["train_loss_eval"],
+            "best_val": min(e["val_loss"] for e in evals), "tok_per_s": rate, "wall_s": wall,
+            "sample": sample_text(model, Tokenizer.from_meta(meta))}
 
 
 def fmt_time(s):
@@ -170,65 +166,30 @@ def write_report(out, results, header):
               "NLL is the lowest validation evaluation of the run. Parameters count every weight (the position "
               "table included). Tokens/s is the median over the logged steps; wall time is per run (mean over "
               "seeds), evaluations included.",
-              "", "![NLL against step](nll.png)", "", "![learning rate against step](lr.png)", ""]
+              "", "![NLL against step](nll.png)", "", "![NLL against wall time](nll_time.png)", "",
+              "![learning rate against step](lr.png)", ""]
+    samples = [(run_name(name, 0), rs[0]["sample"]) for name, _ in RUNS for rs in [results.get(name)]
+               if rs and rs[0].get("sample") is not None]
+    if samples:
+        lines += ["## Samples", "", "200 tokens from each run's last checkpoint (the first seed's), from a newline, "
+                  "at temperature 0.8 and top-k 200, with the same sampling seed.", ""]
+        for name, text in samples:
+            lines += [f"**{name}**", "", "```", text.strip("\n"), "```", ""]
     with open(os.path.join(out, "report.md"), "w") as f:
         f.write("\n".join(lines))
 
 
-def smooth(ys, window):
-    out, acc = [], []
-    for y in ys:
-        acc = (acc + [y])[-window:]
-        out.append(sum(acc) / len(acc))
-    return out
-
-
 def write_plots(out, results):
-    """nll.png: train (smoothed) and val NLL against step, every variant; lr.png: the schedules.
-    With several seeds the curves are the first seed's."""
-    import matplotlib
-    matplotlib.use("Agg")  # files only, no display
-    import matplotlib.pyplot as plt
-
+    """nll.png and nll_time.png: train (smoothed) and val NLL against step and against wall time,
+    every variant, the baseline in black; lr.png: the schedules. With several seeds the curves
+    are the first seed's."""
     firsts = [(name, results[name][0]) for name, _ in RUNS if results.get(name)]
-    fig, (ax_t, ax_v) = plt.subplots(1, 2, figsize=(11, 4.2))
-    lows = {ax_t: [], ax_v: []}
-    for name, r in firsts:
-        style = dict(label=name, lw=2.0 if name in ("baseline", "all") else 1.2,
-                     color="black" if name == "baseline" else None)
-        train_nll = smooth([s["train_loss"] for s in r["steps"]], 10)
-        ax_t.plot([s["iter"] for s in r["steps"]], train_nll, **style)
-        ax_v.plot([e["iter"] for e in r["evals"]], [e["val_loss"] for e in r["evals"]], marker=".", **style)
-        lows[ax_t] += train_nll
-        lows[ax_v] += [e["val_loss"] for e in r["evals"]]
-    for ax, what in ((ax_t, "train NLL (running mean of 10 logs)"), (ax_v, "val NLL")):
-        ax.set_xlabel("optimisation step")
-        ax.set_ylabel(what)
-        ax.grid(alpha=0.3)
-        if lows[ax]:  # the first steps' loss (~ln V) would flatten the part worth seeing
-            ax.set_ylim(min(lows[ax]) - 0.03, min(lows[ax]) + 0.8)
-    ax_v.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(os.path.join(out, "nll.png"), dpi=90)
-    plt.close(fig)
-
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    seen = set()
-    for name, r in firsts:
-        lr = tuple(s["lr"] for s in r["steps"])
-        if lr in seen:  # most runs share a schedule; draw each schedule once
-            continue
-        seen.add(lr)
-        label = "+".join(f.removeprefix("use_") for f in r["flags"] if f in ("use_warmup", "use_cosine")) or "constant"
-        ax.plot([s["iter"] for s in r["steps"]], lr, label=label)
-    ax.set_xlabel("optimisation step")
-    ax.set_ylabel("learning rate")
-    ax.set_ylim(bottom=0)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(os.path.join(out, "lr.png"), dpi=90)
-    plt.close(fig)
+    runs = [(name, r["steps"], r["evals"]) for name, r in firsts]
+    plot_nll(runs, os.path.join(out, "nll.png"), "iter", reference="baseline")
+    plot_nll(runs, os.path.join(out, "nll_time.png"), "elapsed_s", reference="baseline")
+    schedules = [("+".join(f.removeprefix("use_") for f in r["flags"] if f in ("use_warmup", "use_cosine")) or "constant",
+                  r["steps"]) for _, r in firsts]
+    plot_lr(schedules, os.path.join(out, "lr.png"))
 
 
 def main(argv):
@@ -281,7 +242,7 @@ def main(argv):
         results.setdefault(name, []).append(r)
         write_report(out_dir, results, header)  # after every run, so a long ablation shows its progress
         write_plots(out_dir, results)
-    print(f"wrote {os.path.join(out_dir, 'report.md')}, nll.png and lr.png")
+    print(f"wrote {os.path.join(out_dir, 'report.md')}, nll.png, nll_time.png and lr.png")
 
 
 if __name__ == "__main__":

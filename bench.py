@@ -6,16 +6,20 @@ rest of train.py: no evaluation, no checkpoints.
     python bench.py --n_layer=12 --n_embd=768 --block_size=1024 --batch_size=8 --real_data=False
     python bench.py config/train_gpt2.py --profile=True      # writes a trace for chrome://tracing
     python bench.py config/train_shakespeare_char.py --mode=sample --device=cpu --compile=False
+    python bench.py --real_data=False --device=cpu --batch_size=1 --block_size=256 --gradient_accumulation_steps=1 \
+        --num_steps=3 --warmup_steps=1 --optimizer=adafactor       # GPT-2 124M's memory with Adafactor
 
 --mode=sample times generation instead: tokens/s of model.generate() for sample_tokens new
 tokens at each of sample_batches, with the KV cache on and off in the same process.
 
 Takes the same keys as train.py (model flags, batch_size, block_size, device, dtype,
-compile, ...) plus the few below; the batch and step code is train.py's own.
+compile, optimizer, ...) plus the few below; the batch and step code is train.py's own.
+Memory: the optimizer's state in MiB, the process's peak RSS, and on CUDA the peak of
+allocated GPU memory; run each optimizer in its own process, since peak RSS never goes down.
 """
 
-import os
 import resource
+import sys
 import time
 from dataclasses import fields
 
@@ -29,6 +33,7 @@ from model import GPT, GPTConfig
 
 # ----------------------------------------------------------------------------- config
 globals().update({k: getattr(train, k) for k in train.__dict__ if k in train.CONFIG_KEYS})
+AUTO_KEYS = train.AUTO_KEYS
 batch_size = 12
 block_size = 1024
 real_data = True  # batches from data/<dataset>/train.bin; False: random token ids
@@ -63,7 +68,8 @@ def main():
     model = GPT(GPTConfig(**model_args)).to(device_)
     if mode == "sample":
         return bench_sample(model, device_, train.autocast_context(device_, dtype_))
-    optimizer = model.configure_optimizers(weight_decay, learning_rate, (beta1, beta2), device_type)
+    lr = train.scaling_law_lr(model.num_body_params()) if learning_rate == "auto" else learning_rate
+    optimizers = model.configure_optimizers(weight_decay, lr, (beta1, beta2), device_type, optimizer, muon_lr)
     step_model = torch.compile(model) if compile else model
     ctx = train.autocast_context(device_, dtype_)
     scaler = torch.amp.GradScaler(device_type, enabled=(dtype_ == "float16"))
@@ -77,16 +83,13 @@ def main():
                 _, loss = step_model(X, Y)
                 loss = loss / gradient_accumulation_steps
             scaler.scale(loss).backward()
-        if grad_clip:
-            scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-        scaler.step(optimizer)
-        scaler.update()
-        optimizer.zero_grad(set_to_none=True)
+        train.optimizer_step(optimizers, scaler, model, grad_clip)
         return loss.item()  # waits for the device, so the clock measures finished work
 
-    print(f"{model.num_params() / 1e6:.2f}M parameters, {device_}, {dtype_}, compile={compile}, "
+    print(f"{model.num_params() / 1e6:.2f}M parameters, {device_}, {dtype_}, compile={compile}, {optimizer}, "
           f"{tokens_per_iter:,} tokens/iter, {'real' if real_data else 'random'} data")
+    if device_type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device_)
     for _ in range(warmup_steps):
         step()
     if profile:
@@ -106,9 +109,13 @@ def main():
     dt = float(np.median(times))
     mfu = model.estimate_mfu(tokens_per_iter, dt, peak_flops or train.lookup_peak_flops(device_))
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    state = sum(t.numel() * t.element_size() for opt in optimizers for s in opt.state.values()
+                for t in s.values() if torch.is_tensor(t)) / 2**20
+    gpu = f", peak CUDA allocated {torch.cuda.max_memory_allocated(device_) / 2**20:.0f} MiB" if device_type == "cuda" else ""
     print(f"median {dt * 1000:.2f} ms/iter (p10 {np.percentile(times, 10) * 1000:.2f}, "
           f"p90 {np.percentile(times, 90) * 1000:.2f}), {tokens_per_iter / dt:,.0f} tokens/s"
-          + (f", MFU {mfu * 100:.2f}%" if mfu else "") + f", peak RSS {rss:.0f} MiB")
+          + (f", MFU {mfu * 100:.2f}%" if mfu else ""))
+    print(f"memory: optimizer state {state:.0f} MiB, peak RSS {rss:.0f} MiB{gpu}")
 
 
 def bench_sample(model, device, ctx):
@@ -136,4 +143,7 @@ def bench_sample(model, device, ctx):
 
 if __name__ == "__main__":
     configure(globals())
-    main()
+    try:
+        main()
+    except (FileNotFoundError, ValueError) as e:
+        sys.exit(f"error: {e}")

@@ -6,7 +6,9 @@ Command-line overrides for the globals-driven scripts (train.py, sample.py, benc
 A config file is plain Python, run first; then each --key=value replaces one global.
 Values are read with ast.literal_eval (so 3, 3e-4, True, (0.9, 0.95), 'text') and fall
 back to the raw string (so --device=cuda:1 works without quotes). Unknown keys and
-wrong types stop the run with one line naming the nearest valid keys.
+wrong types stop the run with one line naming the nearest valid keys. A script may name
+in a list AUTO_KEYS the keys that also take the word 'auto' (train.py: learning_rate), which
+it resolves itself.
 
 Scripts call configure(globals()); tests call apply_overrides on a plain dict.
 """
@@ -33,8 +35,8 @@ def _unknown(key, keys):
     return ConfigError(f"unknown config key '{key}'{hint}")
 
 
-def _parse(key, text, default):
-    """Turn the command-line text for key into a value of the default's type."""
+def _parse(key, text, default, auto=False):
+    """Turn the command-line text for key into a value of the default's type (or 'auto')."""
     if text.lower() in ("true", "false"):
         value = text.lower() == "true"  # any case: --compile=false
     else:
@@ -42,11 +44,11 @@ def _parse(key, text, default):
             value = ast.literal_eval(text)
         except (ValueError, SyntaxError):
             value = text  # a bare word such as --device=cpu
-    return _check(key, value, default, text)
+    return _check(key, value, default, text, auto)
 
 
-def _check(key, value, default, shown=None):
-    if default is None or value is None:
+def _check(key, value, default, shown=None, auto=False):
+    if default is None or value is None or (auto and value == "auto"):
         return value
     want = type(default)
     if want is float and isinstance(value, int) and not isinstance(value, bool):
@@ -57,7 +59,8 @@ def _check(key, value, default, shown=None):
         return tuple(value)
     if type(value) is not want:
         shown = shown if shown is not None else repr(value)
-        raise ConfigError(f"--{key} expects {want.__name__} (default {default!r}), got {shown!r}")
+        also = " or 'auto'" if auto else ""
+        raise ConfigError(f"--{key} expects {want.__name__}{also} (default {default!r}), got {shown!r}")
     return value
 
 
@@ -66,6 +69,7 @@ def apply_overrides(globals_dict, argv):
     Returns {key: value} of everything that was set, so a caller can tell what the
     user chose explicitly. Raises ConfigError with a one-line message."""
     keys = config_keys(globals_dict)
+    auto = globals_dict.get("AUTO_KEYS", [])
     chosen = {}
     for arg in argv:
         if not arg.startswith("--"):
@@ -79,14 +83,14 @@ def apply_overrides(globals_dict, argv):
                     continue  # imports, helper functions, private names
                 if k not in globals_dict:
                     raise ConfigError(f"{arg}: " + str(_unknown(k, keys)))
-                globals_dict[k] = chosen[k] = _check(k, v, globals_dict[k])
+                globals_dict[k] = chosen[k] = _check(k, v, globals_dict[k], auto=k in auto)
             continue
         if "=" not in arg:
             raise ConfigError(f"'{arg}' has no value; write --key=value (e.g. {arg}=True)")
         key, text = arg[2:].split("=", 1)
         if key not in keys:
             raise _unknown(key, keys)
-        globals_dict[key] = chosen[key] = _parse(key, text, globals_dict[key])
+        globals_dict[key] = chosen[key] = _parse(key, text, globals_dict[key], key in auto)
     return chosen
 
 

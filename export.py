@@ -47,7 +47,7 @@ def export_hf(ckpt, dest, meta):
     eot = 50256 if kind and meta["tokenizer"] == GPT2_BPE else Tokenizer.from_meta(meta).eot if kind == "hf" else None
     hf_config = GPT2Config(**gpt2_config_to_hf(cfg), bos_token_id=eot, eos_token_id=eot)
     hf = GPT2LMHeadModel(hf_config)
-    hf.load_state_dict(gpt2_state_dict_to_hf(ckpt["model"]), strict=True)
+    hf.load_state_dict(gpt2_state_dict_to_hf(ckpt["model"], cfg.vocab_size), strict=True)
     hf.save_pretrained(dest)  # safetensors
     if kind == "hf":
         shutil.copyfile(os.path.join(meta["_dir"], meta["tokenizer"]["file"]), os.path.join(dest, "tokenizer.json"))

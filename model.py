@@ -20,7 +20,8 @@ from torch.nn import functional as F
 @dataclass
 class GPTConfig:
     block_size: int = 1024  # longest context the model sees (and learns positions for)
-    vocab_size: int = 50304  # GPT-2's 50257 padded up to a multiple of 64 for speed
+    vocab_size: int = 50257  # token ids 0 .. vocab_size-1 (GPT-2's BPE has 50257)
+    pad_vocab: bool = False  # round the embedding and head up to a multiple of 64 rows, for faster matmuls (nanoGPT's 50304)
     n_layer: int = 12
     n_head: int = 12
     n_embd: int = 768
@@ -66,6 +67,12 @@ class GPTConfig:
     @property
     def head_dim(self):
         return self.n_embd // self.n_head
+
+    @property
+    def padded_vocab(self):
+        """Rows of the embedding and the LM head. The padded rows are never looked up (no token
+        has their id) and forward cuts their logits off, so they are never sampled or scored."""
+        return -(-self.vocab_size // 64) * 64 if self.pad_vocab else self.vocab_size
 
     def mlp_width(self):
         # SwiGLU has three matrices instead of two, so 2/3 of the GELU width keeps
@@ -283,7 +290,7 @@ class GPT(nn.Module):
         self.config = cfg
         Norm = RMSNorm if cfg.use_rmsnorm else LayerNorm
         self.transformer = nn.ModuleDict(dict(
-            wte=nn.Embedding(cfg.vocab_size, cfg.n_embd),
+            wte=nn.Embedding(cfg.padded_vocab, cfg.n_embd),
             drop=nn.Dropout(cfg.dropout),
             h=nn.ModuleList([Block(cfg, i) for i in range(cfg.n_layer)]),
             ln_f=Norm(cfg.n_embd, cfg.bias, cfg.norm_eps),
@@ -294,7 +301,7 @@ class GPT(nn.Module):
             cos, sin = rope_tables(cfg.head_dim, cfg.block_size, cfg.rope_theta)
             self.register_buffer("rope_cos", cos, persistent=False)
             self.register_buffer("rope_sin", sin, persistent=False)
-        self.lm_head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
+        self.lm_head = nn.Linear(cfg.n_embd, cfg.padded_vocab, bias=False)
         if cfg.tie_embeddings:
             # one matrix both ways (Press & Wolf 2017); torch.compile warns about this but handles it
             self.transformer.wte.weight = self.lm_head.weight
@@ -317,12 +324,18 @@ class GPT(nn.Module):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
 
     def num_params(self, non_embedding=True):
-        """Parameter count; by default without the position table (as in the Chinchilla/Kaplan
-        counts). The token embedding stays: tied, it is also the LM head."""
+        """Parameter count; by default without the position table, as nanoGPT counts (and the
+        FLOPs below): the token embedding stays, since tied it is also the LM head and does work."""
         n = sum(p.numel() for p in self.parameters())
         if non_embedding and "wpe" in self.transformer:
             n -= self.transformer.wpe.weight.numel()
         return n
+
+    def num_body_params(self):
+        """Parameters of the blocks and the final norm: Kaplan et al. (2020)'s N, which leaves
+        out every vocabulary and position matrix (token embedding, position table, LM head)."""
+        return sum(p.numel() for p in self.transformer.h.parameters()) + \
+            sum(p.numel() for p in self.transformer.ln_f.parameters())
 
     def forward(self, idx, targets=None, cache=None, ignore_index=-1):
         """idx (B, T) token ids -> logits (B, T, V), and the mean cross-entropy against
@@ -343,7 +356,8 @@ class GPT(nn.Module):
             x = block(x, rope, cache)
         if cache is not None:
             cache.pos += T  # the one place positions advance
-        logits = self.lm_head(self.transformer.ln_f(x))  # (B, T, V)
+        logits = self.lm_head(self.transformer.ln_f(x))  # (B, T, padded V)
+        logits = logits[..., :self.config.vocab_size]  # (B, T, V): padded rows are never sampled or scored
         if targets is None:
             return logits, None
         loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.view(-1), ignore_index=ignore_index)
@@ -362,15 +376,32 @@ class GPT(nn.Module):
                 block.attn.w2 = nn.Parameter(block.attn.w2[:, :block_size])
                 block.attn.b2 = nn.Parameter(block.attn.b2[:block_size])
 
-    def configure_optimizers(self, weight_decay, learning_rate, betas, device_type):
-        """AdamW; weight decay on matrices (dim >= 2) only, never on biases, norms or gains."""
+    def configure_optimizers(self, weight_decay, learning_rate, betas, device_type, optimizer="adamw", muon_lr=0.02):
+        """A list of torch.optim optimizers that together update every parameter once. Weight
+        decay goes on matrices (dim >= 2) only, never on biases, norms or gains.
+        'adamw': one AdamW. 'adafactor': one Adafactor, whose second moments of a matrix are a row
+        and a column vector and which keeps no first moment (Shazeer & Stern 2018); in torch its
+        learning rate caps a step relative to the weight's RMS, 1e-2 in the paper.
+        'muon': Muon (Jordan et al. 2024) at muon_lr for the matrices inside the blocks, whose
+        update it orthogonalises, and AdamW at learning_rate for the rest: the embeddings, the
+        LM head, norms and biases, which Muon is not meant for."""
+        if optimizer not in ("adamw", "adafactor", "muon"):
+            raise ValueError(f"unknown optimizer {optimizer!r}; use 'adamw', 'adafactor' or 'muon'")
         params = [p for p in self.parameters() if p.requires_grad]
+        hidden = {id(p) for p in self.transformer.h.parameters() if p.dim() == 2} if optimizer == "muon" else set()
+        rest = [p for p in params if id(p) not in hidden]
         groups = [
-            {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
-            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+            {"params": [p for p in rest if p.dim() >= 2], "weight_decay": weight_decay},
+            {"params": [p for p in rest if p.dim() < 2], "weight_decay": 0.0},
         ]
+        if optimizer == "adafactor":
+            return [torch.optim.Adafactor(groups, lr=learning_rate)]
         fused = device_type in ("cuda", "cpu")  # one kernel for the whole update (measured faster on CPU too)
-        return torch.optim.AdamW(groups, lr=learning_rate, betas=betas, fused=fused)
+        adamw = torch.optim.AdamW(groups, lr=learning_rate, betas=betas, fused=fused)
+        if optimizer == "adamw":
+            return [adamw]
+        matrices = [p for p in params if id(p) in hidden]
+        return [adamw, torch.optim.Muon(matrices, lr=muon_lr, weight_decay=weight_decay)]
 
     def flops_per_token(self):
         """Training FLOPs per token, forward + backward: 6N for the matrices plus the
@@ -502,10 +533,12 @@ def gpt2_state_dict_from_hf(hf_sd):
     return sd
 
 
-def gpt2_state_dict_to_hf(sd):
-    """Our state dict -> GPT2LMHeadModel's. Hugging Face's GPT-2 always has biases: a model
-    trained with bias=False gets zero biases, which compute exactly the same function."""
-    hf = {k: v.t().contiguous() if k.endswith(HF_CONV1D) else v for k, v in sd.items()}
+def gpt2_state_dict_to_hf(sd, vocab_size):
+    """Our state dict -> GPT2LMHeadModel's with vocab_size tokens. Hugging Face's GPT-2 always
+    has biases: a model trained with bias=False gets zero biases, which compute exactly the same
+    function. The rows pad_vocab added to the embedding and head are dropped (never used)."""
+    vocab = ("transformer.wte.weight", "lm_head.weight")
+    hf = {k: v.t().contiguous() if k.endswith(HF_CONV1D) else v[:vocab_size] if k in vocab else v for k, v in sd.items()}
     for k, v in sd.items():
         if k.startswith(("transformer.h.", "transformer.ln_f.")) and k.endswith(".weight"):
             hf.setdefault(k[:-len("weight")] + "bias", v.new_zeros(v.shape[0]))  # Linear (out, in) or norm (C,)

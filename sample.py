@@ -14,16 +14,14 @@ dataset folder (data/<dataset>/); a Hugging Face folder's meta.json or tokenizer
 GPT-2-sized vocabulary without any of these is GPT-2's BPE, as nanoGPT assumes.
 """
 
-import os
 import sys
 
 import torch
 
 from configurator import configure
-from data.common import GPT2_BPE, Tokenizer, dataset_dir, find_meta
+from data.common import GPT2_BPE, Tokenizer, find_meta
 from model import GPT, GPTConfig
-from train import (GPT2_NAMES, autocast_context, load_checkpoint, load_pretrained, model_from_checkpoint,
-                   resolve_device, resolve_dtype)
+from train import GPT2_NAMES, autocast_context, load_pretrained, load_run, resolve_device, resolve_dtype
 
 # ----------------------------------------------------------------------------- config
 init_from = "resume"  # 'resume' (out_dir/ckpt.pt), 'gpt2', 'gpt2-medium', 'gpt2-large', 'gpt2-xl', or 'hf:PATH'
@@ -47,10 +45,7 @@ data_dir = ""  # where the tokenizer's meta.json (or nanoGPT's meta.pkl) is, if 
 def load_model():
     """(model on the CPU, tokenizer meta) for init_from."""
     if init_from == "resume":
-        ckpt = load_checkpoint(os.path.join(out_dir, "ckpt.pt"), "cpu")
-        cfg = ckpt.get("config", {})
-        folders = [data_dir] if data_dir else [out_dir, dataset_dir(cfg.get("dataset", ""), cfg.get("data_dir", ""))]
-        return model_from_checkpoint(ckpt), find_meta(folders, ckpt["model_args"]["vocab_size"])
+        return load_run(out_dir, data_dir)
     if init_from not in GPT2_NAMES and not init_from.startswith("hf:"):
         raise ValueError(f"unknown --init_from={init_from!r}; use 'resume', {', '.join(map(repr, GPT2_NAMES))} or 'hf:PATH'")
     model_args, weights = load_pretrained(init_from)

@@ -26,12 +26,12 @@ import subprocess
 import sys
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, fields
+from dataclasses import fields
 
 import numpy as np
 import torch
 
-from data.common import dataset_dir, load_meta, open_tokens
+from data.common import dataset_dir, find_meta, load_meta, open_tokens
 from model import GPT, GPTConfig
 
 # ----------------------------------------------------------------------------- config
@@ -43,6 +43,7 @@ eval_iters = 200  # batches per split in each evaluation
 eval_only = False  # evaluate once and exit
 always_save_checkpoint = True  # save at every evaluation, not only when val loss improves
 ckpt_interval = 0  # also save every this many iterations regardless of val loss (0: off)
+target_val_loss = 0.0  # stop at the first evaluation whose val loss is at most this, and save (0: off)
 init_from = "scratch"  # 'scratch', 'resume' (from out_dir/ckpt.pt), or 'ckpt:PATH' (its weights only, to finetune)
 # ... or OpenAI's 'gpt2', 'gpt2-medium', 'gpt2-large', 'gpt2-xl', or 'hf:PATH' (a local Hugging Face GPT-2 folder)
 # wandb (works offline with WANDB_MODE=offline)
@@ -57,11 +58,14 @@ batch_size = 12  # sequences per micro-step per rank
 # model: every field of model.GPTConfig is also a key (the defaults are GPT-2 124M)
 globals().update({f.name: f.default for f in fields(GPTConfig)})
 vocab_size = None  # None: from the dataset's meta.json
-# AdamW
-learning_rate = 6e-4  # peak learning rate
+pad_vocab = True  # new runs round the vocabulary up to a multiple of 64 (the model's default, False, is GPT-2 exactly)
+# optimizer
+optimizer = "adamw"  # 'adamw'; 'adafactor' (less memory); 'muon' (Muon for the blocks' matrices, AdamW for the rest)
+learning_rate = 6e-4  # peak learning rate; 'auto': Kaplan et al.'s scaling law from the model's size (scaling_law_lr)
+muon_lr = 0.02  # with optimizer='muon': the matrices' peak rate (Keller Jordan's); the schedule scales it like learning_rate
 max_iters = 600000
 weight_decay = 1e-1
-beta1 = 0.9
+beta1 = 0.9  # AdamW's
 beta2 = 0.95
 grad_clip = 1.0  # clip the global gradient norm to this (0: off)
 # learning-rate schedule: linear warmup, then cosine decay to min_lr
@@ -82,6 +86,7 @@ skip_nonfinite = 0  # skip up to this many steps with a NaN/inf loss before stop
 keep_last = 0  # besides ckpt.pt, keep this many earlier checkpoints as ckpt-<iter>.pt (0: none)
 # ------------------------------------------------------------------------------
 CONFIG_KEYS = [k for k, v in globals().items() if not k.startswith("_") and isinstance(v, (int, float, bool, str, tuple, type(None)))]
+AUTO_KEYS = ["learning_rate"]  # keys that also take the word 'auto' (a list, so not a key itself)
 
 
 # ------------------------------------------------------------------------ helpers
@@ -122,6 +127,12 @@ def lookup_peak_flops(device):
         return 0.0
     name = torch.cuda.get_device_name(device)
     return next((v for k, v in PEAK_FLOPS.items() if k in name), 0.0)
+
+
+def scaling_law_lr(n_params):
+    """The learning rate Kaplan et al. (2020, appendix D.6) fit to their best runs, from N, the
+    parameters outside the embeddings (model.num_body_params()). It is for Adam, at their batch size."""
+    return 0.003239 - 0.0001395 * math.log(n_params)
 
 
 def get_lr(it, learning_rate, min_lr, warmup_iters, lr_decay_iters, use_warmup=True, use_cosine=True):
@@ -217,6 +228,20 @@ def open_batches(data_dir, split, meta, block_size, device):
     return TokenWindows(tokens, block_size, device)
 
 
+def optimizer_step(optimizers, scaler, model, grad_clip):
+    """Clip the global gradient norm to grad_clip (0: no clipping), step every optimizer (a
+    GradScaler skips the step when fp16 gradients overflowed), then clear the gradients."""
+    if grad_clip != 0.0:
+        for opt in optimizers:
+            scaler.unscale_(opt)  # clip the true gradients, not the loss-scaled ones
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    for opt in optimizers:
+        scaler.step(opt)
+    scaler.update()
+    for opt in optimizers:
+        opt.zero_grad(set_to_none=True)
+
+
 @torch.no_grad()
 def estimate_loss(model, splits, eval_iters, batch_size, ctx, seed=0):
     """Mean loss per split (name -> batch source) over eval_iters batches. The batches are the
@@ -292,15 +317,28 @@ def load_checkpoint(path, device="cpu"):
                            f"the file is damaged or not a checkpoint (a .tmp beside it is an unfinished save)")
     if not isinstance(ckpt, dict) or "model" not in ckpt or "model_args" not in ckpt:
         raise RuntimeError(f"{path} is not a gptlab/nanoGPT checkpoint (no 'model' and 'model_args' entries)")
-    return upgrade_nanogpt_checkpoint(ckpt)
+    ckpt = upgrade_nanogpt_checkpoint(ckpt)
+    if isinstance(ckpt.get("optimizer"), dict):  # from before optimizer choice: one AdamW's state
+        ckpt["optimizer"] = [ckpt["optimizer"]]
+    return ckpt
 
 
 def model_from_checkpoint(ckpt):
-    """Rebuild the GPT a checkpoint was saved from, with its weights."""
+    """Rebuild the GPT a checkpoint was saved from, with its weights. A flag newer than the
+    checkpoint takes GPTConfig's default, which is what every model was before the flag."""
     known = {f.name for f in fields(GPTConfig)}
     model = GPT(GPTConfig(**{k: v for k, v in ckpt["model_args"].items() if k in known}))
     model.load_state_dict(ckpt["model"])
     return model
+
+
+def load_run(out_dir, data_dir=""):
+    """(model on the CPU, tokenizer meta) of the run in out_dir: its ckpt.pt, and the meta.json
+    in data_dir if given, else in out_dir or the folder of the dataset the run trained on."""
+    ckpt = load_checkpoint(os.path.join(out_dir, "ckpt.pt"), "cpu")
+    cfg = ckpt.get("config", {})
+    folders = [data_dir] if data_dir else [out_dir, dataset_dir(cfg.get("dataset", ""), cfg.get("data_dir", ""))]
+    return model_from_checkpoint(ckpt), find_meta(folders, ckpt["model_args"]["vocab_size"])
 
 
 GPT2_NAMES = ("gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl")  # OpenAI's 124M, 350M, 774M, 1558M
@@ -419,6 +457,13 @@ if __name__ == "__main__":
         for k, v in resume_ckpt.get("config", {}).items():
             if k in CONFIG_KEYS and k not in chosen and k not in ("init_from", "out_dir"):
                 globals()[k] = v
+        saved = resume_ckpt.get("config", {}).get("optimizer", "adamw")  # runs from before the key used AdamW
+        if optimizer != saved:
+            sys.exit(f"error: cannot resume with --optimizer={optimizer}: the checkpoint holds {saved}'s state; "
+                     f"drop --optimizer or start a new --out_dir")
+    if optimizer == "muon" and learning_rate != "auto" and learning_rate <= 0:
+        sys.exit("error: with --optimizer=muon the schedule scales muon_lr by lr/learning_rate; "
+                 "set --learning_rate above 0")
     config = {k: globals()[k] for k in CONFIG_KEYS}
 
     # ---- processes and devices
@@ -472,6 +517,7 @@ if __name__ == "__main__":
     # ---- model
     model_args = {f.name: globals()[f.name] for f in fields(GPTConfig)}
     iter_num, best_val_loss, ckpt = 0, float("inf"), None
+    elapsed = 0.0  # seconds of training before this process (a resumed run goes on counting)
     ckpt_path = os.path.join(out_dir, "ckpt.pt")
     if init_from == "scratch":
         model_args["vocab_size"] = vocab_size or meta["vocab_size"]
@@ -485,15 +531,17 @@ if __name__ == "__main__":
                 ckpt = load_checkpoint(os.path.join(path, "ckpt.pt") if os.path.isdir(path) else path, device)
             except (FileNotFoundError, RuntimeError) as e:
                 sys.exit(f"error: {e}")
-        clash = [f"{k}={chosen[k]!r} (checkpoint: {v!r})" for k, v in ckpt["model_args"].items()
+        # a flag newer than the checkpoint takes GPTConfig's default: the model as it was saved
+        saved_args = {**{f.name: f.default for f in fields(GPTConfig)}, **ckpt["model_args"]}
+        clash = [f"{k}={chosen[k]!r} (checkpoint: {v!r})" for k, v in saved_args.items()
                  if k in chosen and k != "dropout" and chosen[k] != v]
         if clash:
             sys.exit(f"error: cannot {'resume' if init_from == 'resume' else 'finetune'} with a different model: {', '.join(clash)}; drop these "
                      f"overrides or start a new --out_dir")
-        model_args.update(ckpt["model_args"])
+        model_args.update(saved_args)
         model_args["dropout"] = dropout
         if init_from == "resume":
-            iter_num, best_val_loss = ckpt["iter_num"], ckpt["best_val_loss"]
+            iter_num, best_val_loss, elapsed = ckpt["iter_num"], ckpt["best_val_loss"], ckpt.get("elapsed_s", 0.0)
         else:
             ckpt = {"model": ckpt["model"]}  # weights only: a fresh optimizer, iteration count and random states
     elif init_from in GPT2_NAMES or init_from.startswith("hf:"):  # OpenAI's GPT-2 or a local Hugging Face GPT-2
@@ -525,9 +573,19 @@ if __name__ == "__main__":
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
     model.to(device)
-    optimizer = model.configure_optimizers(weight_decay, learning_rate, (beta1, beta2), device_type)
+    if learning_rate == "auto":  # resolved once; config.json and the checkpoint keep the number
+        learning_rate = config["learning_rate"] = scaling_law_lr(model.num_body_params())
+        if master:
+            print(f"learning_rate=auto: {learning_rate:.3e} for N = {model.num_body_params():,} non-embedding "
+                  f"parameters (Kaplan et al. 2020)")
+    try:
+        optimizers = model.configure_optimizers(weight_decay, learning_rate, (beta1, beta2), device_type,
+                                                optimizer, muon_lr)  # a list: Muon comes with an AdamW
+    except ValueError as e:
+        sys.exit(f"error: {e}")
     if init_from == "resume":
-        optimizer.load_state_dict(ckpt["optimizer"])
+        for opt, state in zip(optimizers, ckpt["optimizer"], strict=True):
+            opt.load_state_dict(state)
         if "scaler" in ckpt:
             scaler.load_state_dict(ckpt["scaler"])
         if "rng" in ckpt:
@@ -551,17 +609,19 @@ if __name__ == "__main__":
         print(f"data: {ddir} ({len(splits['train']):,} train / {len(splits['val']):,} val tokens, "
               f"vocab {meta['vocab_size']})")
         print(f"model: {raw_model.num_params() / 1e6:.2f}M parameters; device {device}, {dtype}, "
-              f"{world_size} process(es); {tokens_per_iter:,} tokens per iteration")
+              f"{world_size} process(es); {tokens_per_iter:,} tokens per iteration; {optimizer}")
         if wandb_log:
             import wandb
             wandb.init(project=wandb_project, name=wandb_run_name, config=config)
     log_file = open(os.path.join(out_dir, "log.jsonl"), "a") if master else None
 
     def log(record):
+        """One JSON object per line of out_dir/log.jsonl (a NaN or inf is written as null)."""
+        record = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in record.items()}
         log_file.write(json.dumps(record) + "\n")
         log_file.flush()
         if wandb_log:
-            wandb.log(record, step=record["iter"])
+            wandb.log({k: v for k, v in record.items() if v is not None}, step=record["iter"])
 
     def checkpoint(reason):
         states = gather_rng()  # collective under DDP: every rank takes part
@@ -572,9 +632,10 @@ if __name__ == "__main__":
                   f"good state", file=sys.stderr)
             return
         save_checkpoint({
-            "model": raw_model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
-            "model_args": model_args, "iter_num": iter_num, "best_val_loss": best_val_loss, "config": config,
-            "rng": states, "batch_rng": batch_rng.bit_generator.state,
+            "model": raw_model.state_dict(), "optimizer": [opt.state_dict() for opt in optimizers],
+            "scaler": scaler.state_dict(), "model_args": model_args, "iter_num": iter_num,
+            "best_val_loss": best_val_loss, "config": config, "rng": states,
+            "batch_rng": batch_rng.bit_generator.state, "elapsed_s": time.time() - t_start,
         }, ckpt_path, keep_last)
         print(f"saved checkpoint to {ckpt_path} at iter {iter_num} ({reason})")
 
@@ -615,24 +676,33 @@ if __name__ == "__main__":
     raw_model.train()
     loss_sum = torch.zeros((), device=device)  # this step's loss, summed over micro-steps
     nonfinite_steps = 0
+    reached = False  # target_val_loss
+    t_start = time.time() - elapsed  # the run's clock: the log's elapsed_s, going on across resumes
     t0 = time.time()
     while True:
         lr = lr_at(iter_num)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
+        for opt in optimizers:  # Muon's peak rate is muon_lr: the schedule scales it as it scales learning_rate
+            for group in opt.param_groups:
+                group["lr"] = lr * muon_lr / learning_rate if isinstance(opt, torch.optim.Muon) else lr
 
         # evaluate, log, checkpoint
         if iter_num % eval_interval == 0 or iter_num >= max_iters or eval_only:
             losses = estimate_loss(model, splits, eval_iters, batch_size, ctx)
+            reached = target_val_loss > 0 and losses["val"] <= target_val_loss
             if master:
                 print(f"step {iter_num}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}, "
                       f"val ppl {math.exp(min(losses['val'], 50)):.2f}")
-                log({"iter": iter_num, "val_loss": losses["val"], "train_loss_eval": losses["train"], "lr": lr})
+                log({"iter": iter_num, "tokens": iter_num * tokens_per_iter, "val_loss": losses["val"],
+                     "train_loss_eval": losses["train"], "lr": lr, "elapsed_s": time.time() - t_start})
             improved = losses["val"] < best_val_loss
             best_val_loss = min(best_val_loss, losses["val"])
-            if iter_num > 0 and (improved or always_save_checkpoint):
-                checkpoint("val improved" if improved else "always_save_checkpoint")
-        if iter_num >= max_iters or eval_only:
+            if iter_num > 0 and (improved or always_save_checkpoint or reached):
+                checkpoint("val improved" if improved else "always_save_checkpoint" if always_save_checkpoint
+                           else "target_val_loss")
+            if reached and master:
+                print(f"val loss {losses['val']:.4f} <= target_val_loss={target_val_loss} at iter {iter_num}: stopping")
+            t0 = time.time()  # the next step's ms/iter leaves the evaluation out
+        if iter_num >= max_iters or eval_only or reached:
             break
 
         # one optimizer step: accum micro-steps per rank, gradients averaged over ranks by DDP
@@ -651,7 +721,8 @@ if __name__ == "__main__":
         lossf = loss_sum.item()  # a sync point; cheap next to a step
         loss_sum.zero_()
         if not math.isfinite(lossf):
-            optimizer.zero_grad(set_to_none=True)  # drop this step's gradients; the weights are still good
+            for opt in optimizers:  # drop this step's gradients; the weights are still good
+                opt.zero_grad(set_to_none=True)
             nonfinite_steps += 1
             if nonfinite_steps > skip_nonfinite:
                 if master:
@@ -663,12 +734,7 @@ if __name__ == "__main__":
                       f"({nonfinite_steps} of --skip_nonfinite={skip_nonfinite})", file=sys.stderr)
             iter_num += 1
             continue
-        if grad_clip != 0.0:
-            scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-        scaler.step(optimizer)
-        scaler.update()
-        optimizer.zero_grad(set_to_none=True)
+        optimizer_step(optimizers, scaler, model, grad_clip)
         t1 = time.time()
         dt, t0 = t1 - t0, t1
         iter_num += 1
@@ -677,7 +743,8 @@ if __name__ == "__main__":
             mfu_text = f", mfu {mfu * 100:.1f}%" if mfu is not None else ""
             print(f"iter {iter_num}: loss {lossf:.4f}, lr {lr:.2e}, time {dt * 1000:.2f}ms, "
                   f"{tokens_per_iter / dt:,.0f} tok/s{mfu_text}")
-            log({"iter": iter_num, "train_loss": lossf, "lr": lr, "dt_ms": dt * 1000, "tok_per_s": tokens_per_iter / dt})
+            log({"iter": iter_num, "tokens": iter_num * tokens_per_iter, "train_loss": lossf, "lr": lr,
+                 "dt_ms": dt * 1000, "tok_per_s": tokens_per_iter / dt, "mfu": mfu, "elapsed_s": t1 - t_start})
         if ckpt_interval and iter_num % ckpt_interval == 0:
             checkpoint("ckpt_interval")
         if ddp and stop_signal_everywhere(bool(stop_signal)):
@@ -688,6 +755,13 @@ if __name__ == "__main__":
                 print(f"stopped at iter {iter_num}; continue with --init_from=resume --out_dir={out_dir}")
             break
 
+    if master:  # the run's totals: training FLOPs (6N per token plus attention, as for MFU) and wall time.
+        # Readers find evaluations by "val_loss" and steps by "train_loss", so no key here contains either.
+        tokens, wall = iter_num * tokens_per_iter, time.time() - t_start
+        log({"iter": iter_num, "tokens": tokens, "train_flops": raw_model.flops_per_token() * tokens,
+             "wall_s": wall, "best_val": best_val_loss, "reached_target": reached})
+        print(f"{iter_num} iterations, {tokens:,} tokens, {raw_model.flops_per_token() * tokens:.3e} training FLOPs, "
+              f"{wall:.1f} s")
     if ddp:  # wait for rank 0's last checkpoint: a rank that tears gloo down early can abort its peer
         dist.barrier()
         dist.destroy_process_group()

@@ -11,6 +11,7 @@ init_from = "ckpt:out-birthplace-pretrain-cpu"
 device = "cpu"
 dtype = "bfloat16"
 compile = False
+dropout = 0.0  # as the CPU pretraining: with 0.1 the finetune val loss ended at 2.06, with 0.0 at 1.69
 max_iters = 30 * _epoch  # 240 iterations
 lr_decay_iters = max_iters
 eval_interval = max_iters

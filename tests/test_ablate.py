@@ -1,4 +1,4 @@
-"""ablate.py on a tiny budget: 7 runs, a report with 7 rows, the plots, skipping and resuming."""
+"""ablate.py on a tiny budget: 7 runs, a report with 7 rows, samples and the plots, skipping and resuming."""
 
 import json
 import os
@@ -6,6 +6,7 @@ import os
 from conftest import run
 
 import ablate
+from plot import read_log
 
 TINY = ["--device=cpu", "--n_layer=1", "--n_head=2", "--n_embd=16", "--block_size=16", "--batch_size=4",
         "--gradient_accumulation_steps=1", "--max_iters=6", "--eval_interval=3", "--eval_iters=1",
@@ -24,7 +25,9 @@ def test_ablation_report_plots_skip_and_resume(char_data, tmp_path):
     rows = table_rows(report)
     assert [r.split("|")[1].strip() for r in rows] == [name for name, _ in ablate.RUNS]
     assert "not finished" not in report
-    for png in ("nll.png", "lr.png"):
+    samples = report.split("## Samples")[1]
+    assert all(f"**{name}**" in samples for name, _ in ablate.RUNS) and samples.count("```") == 2 * 7
+    for png in ("nll.png", "nll_time.png", "lr.png"):
         data = open(os.path.join(out, png), "rb").read()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and 1000 < len(data) < 200_000
 
@@ -34,15 +37,15 @@ def test_ablation_report_plots_skip_and_resume(char_data, tmp_path):
         cfg = json.load(open(os.path.join(d, "config.json")))
         assert all(cfg["config"][f] == (f in flags) for f in ablate.FLAGS)  # exactly its flags on
         assert cfg["config"]["seed"] == 1337 and cfg["config"]["max_iters"] == 6  # same seed and budget for all
-        steps, evals = ablate.read_log(os.path.join(d, "log.jsonl"))
+        steps, evals, _ = read_log(os.path.join(d, "log.jsonl"))
         assert [e["iter"] for e in evals] == [0, 3, 6] and [s["iter"] for s in steps] == list(range(1, 7))
-    lr = {name: [s["lr"] for s in ablate.read_log(os.path.join(out, name, "log.jsonl"))[0]] for name, _ in ablate.RUNS}
+    lr = {name: [s["lr"] for s in read_log(os.path.join(out, name, "log.jsonl"))[0]] for name, _ in ablate.RUNS}
     assert lr["baseline"] == lr["rope"] == [1e-3] * 6  # no schedule: constant
     assert lr["warmup"][0] < lr["warmup"][1] < lr["warmup"][2] < lr["warmup"][3] == 1e-3  # warmup, then flat
     assert lr["cosine"][0] == 1e-3 and lr["cosine"][-1] < 2e-4  # decays from the peak
     assert lr["all"][:4] == lr["warmup"][:4] and lr["all"][3] > lr["all"][4] > lr["all"][5]  # warmup, then cosine
     # the first run of a fixed seed and data order: the same first loss for runs with the same model
-    first = {name: ablate.read_log(os.path.join(out, name, "log.jsonl"))[0][0]["train_loss"] for name, _ in ablate.RUNS}
+    first = {name: read_log(os.path.join(out, name, "log.jsonl"))[0][0]["train_loss"] for name, _ in ablate.RUNS}
     assert first["baseline"] == first["cosine"]
 
     # again: every run is finished, so nothing trains; a run whose log was lost resumes from its checkpoint

@@ -31,6 +31,20 @@ def test_unknown_key_names_nearest():
         apply_overrides(defaults(), ["--lerning_rate=1e-3"])
 
 
+def test_auto_only_where_the_script_allows_it(tmp_path):
+    g = {**defaults(), "weight_decay": 0.1, "AUTO_KEYS": ["learning_rate"]}
+    assert "AUTO_KEYS" not in apply_overrides(g, ["--learning_rate=auto"]) and g["learning_rate"] == "auto"
+    cfg = tmp_path / "c.py"
+    cfg.write_text("learning_rate = 'auto'\n")
+    g["learning_rate"] = 6e-4
+    apply_overrides(g, [str(cfg)])
+    assert g["learning_rate"] == "auto"
+    with pytest.raises(ConfigError, match="--weight_decay expects float"):
+        apply_overrides(g, ["--weight_decay=auto"])
+    with pytest.raises(ConfigError, match="--learning_rate expects float"):
+        apply_overrides(defaults(), ["--learning_rate=auto"])  # a script without AUTO_KEYS
+
+
 @pytest.mark.parametrize("arg, expect", [("--batch_size=1.5", "expects int"), ("--compile=1", "expects bool"),
                                          ("--learning_rate=fast", "expects float"), ("--batch_size", "no value")])
 def test_wrong_type_is_an_error(arg, expect):

@@ -82,7 +82,8 @@ def save_ours(out_dir, model, **config):
                 "config": config, "iter_num": 0, "best_val_loss": 1.0}, os.path.join(out_dir, "ckpt.pt"))
 
 
-@pytest.mark.parametrize("flags", [dict(), dict(gelu_tanh=True, tie_embeddings=False), dict(bias=False)])
+@pytest.mark.parametrize("flags", [dict(), dict(gelu_tanh=True, tie_embeddings=False), dict(bias=False),
+                                   dict(pad_vocab=True, tie_embeddings=False)])
 def test_export_then_import_round_trips(tmp_path, flags):
     import export
 
@@ -99,12 +100,16 @@ def test_export_then_import_round_trips(tmp_path, flags):
         assert torch.allclose(hf(idx).logits, expect, atol=1e-5)
     model_args, sd = load_pretrained(f"hf:{dest}")
     back = ours_from(model_args, sd)
-    for k, v in ours.state_dict().items():  # the same tensors, bit for bit
-        assert torch.equal(sd[k], v), k
+    assert hf.config.vocab_size == model_args["vocab_size"] == 97 and not model_args["pad_vocab"]
+    for k, v in ours.state_dict().items():  # the same tensors, bit for bit, less the padded rows
+        assert torch.equal(sd[k], v[:97] if k in ("transformer.wte.weight", "lm_head.weight") else v), k
     if not flags.get("bias", True):  # GPT-2 always has biases: exported as zeros, the same function
         assert all((v == 0).all() for k, v in sd.items() if k.endswith(".bias"))
     with torch.no_grad():
-        assert torch.equal(back(idx)[0], expect)
+        if flags.get("pad_vocab"):  # a head of 97 rows, not 128: the same sums, maybe not in the same order
+            assert torch.allclose(back(idx)[0], expect, atol=1e-6)
+        else:
+            assert torch.equal(back(idx)[0], expect)
 
 
 def test_export_script_writes_tokenizer_and_refuses_non_gpt2_flags(tmp_path, char_data):
@@ -205,8 +210,8 @@ def test_nanogpt_checkpoint_loads_with_its_optimizer_state_renumbered(tmp_path):
     assert ckpt["best_val_loss"] == 2.5 and ckpt["model_args"]["use_rope"] is False
     ours = GPT(GPTConfig(**ckpt["model_args"]))
     ours.load_state_dict(ckpt["model"])
-    opt = ours.configure_optimizers(0.1, 1e-3, (0.9, 0.99), "cpu")
-    opt.load_state_dict(ckpt["optimizer"])
+    [opt] = ours.configure_optimizers(0.1, 1e-3, (0.9, 0.99), "cpu")
+    opt.load_state_dict(ckpt["optimizer"][0])
     for name, p in ours.named_parameters():
         assert torch.equal(p, dict(model.named_parameters())[name])
         assert torch.equal(opt.state[p]["exp_avg"], nano_state[name]["exp_avg"]), name
@@ -227,7 +232,7 @@ def test_nanogpt_folder_samples_and_resumes(tmp_path, char_data):
         "--gradient_accumulation_steps=1", "--max_iters=13", "--eval_interval=100", "--eval_iters=1", "--device=cpu")
     ckpt = load_checkpoint(str(folder / "ckpt.pt"))
     assert ckpt["iter_num"] == 13 and "rng" in ckpt  # now a gptlab checkpoint
-    step = ckpt["optimizer"]["state"][0]["step"]
+    step = ckpt["optimizer"][0]["state"][0]["step"]
     assert float(step) == 3 + 3  # nanoGPT's 3 steps, then ours
 
 

@@ -74,7 +74,7 @@ def test_num_params_excludes_positions():
 
 def test_optimizer_decays_only_matrices():
     m = tiny()
-    opt = m.configure_optimizers(0.1, 1e-3, (0.9, 0.95), "cpu")
+    [opt] = m.configure_optimizers(0.1, 1e-3, (0.9, 0.95), "cpu")
     decay, no_decay = opt.param_groups
     assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
     assert all(p.dim() >= 2 for p in decay["params"]) and all(p.dim() < 2 for p in no_decay["params"])

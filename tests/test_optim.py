@@ -1,0 +1,184 @@
+"""Faster to a given loss: the three optimizers (each resumes exactly), learning_rate='auto',
+the padded vocabulary, the metrics log and plot.py, and target_val_loss."""
+
+import json
+import math
+import os
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from conftest import run
+from model import GPT, GPTConfig
+from plot import read_log
+from train import load_checkpoint, model_from_checkpoint, scaling_law_lr
+
+TINY = ["--device=cpu", "--n_layer=2", "--n_head=2", "--n_embd=32", "--block_size=32", "--batch_size=8",
+        "--gradient_accumulation_steps=1", "--eval_iters=2", "--log_interval=1", "--warmup_iters=2", "--compile=False"]
+
+
+def train(char_data, out, *extra, check=True):
+    return run("train.py", f"--data_dir={char_data}", f"--out_dir={out}", *TINY, *extra, check=check)
+
+
+# ------------------------------------------------------------------------- optimizers
+
+@pytest.mark.parametrize("optimizer", ["adamw", "adafactor", "muon"])
+def test_each_optimizer_trains_and_resumes_exactly(char_data, tmp_path, optimizer):
+    a, b = str(tmp_path / "a"), str(tmp_path / "b")
+    lr = 5e-2 if optimizer == "adafactor" else 1e-2  # Adafactor's rate is relative to the weights' RMS (0.02 here)
+    common = [f"--optimizer={optimizer}", f"--learning_rate={lr}", "--eval_interval=4", "--always_save_checkpoint=True"]
+    train(char_data, a, "--max_iters=8", *common)
+    train(char_data, b, "--max_iters=4", *common)
+    p = run("train.py", f"--out_dir={b}", "--init_from=resume", "--max_iters=8")  # the optimizer comes from the checkpoint
+    assert "iter 5:" in p.stdout and "iter 1:" not in p.stdout
+    steps_a, steps_b = read_log(os.path.join(a, "log.jsonl"))[0], read_log(os.path.join(b, "log.jsonl"))[0]
+    assert [s["train_loss"] for s in steps_a] == [s["train_loss"] for s in steps_b]
+    assert steps_a[-1]["train_loss"] < steps_a[0]["train_loss"] - 0.2  # it did train
+    ca, cb = load_checkpoint(os.path.join(a, "ckpt.pt")), load_checkpoint(os.path.join(b, "ckpt.pt"))
+    assert ca["config"]["optimizer"] == cb["config"]["optimizer"] == optimizer
+    assert all(torch.equal(ca["model"][k], cb["model"][k]) for k in ca["model"])
+    assert len(ca["optimizer"]) == len(cb["optimizer"]) == (2 if optimizer == "muon" else 1)
+    for sa, sb in zip(ca["optimizer"], cb["optimizer"]):  # every moment and step count, bit for bit
+        assert sa["state"].keys() == sb["state"].keys()
+        for i in sa["state"]:
+            assert all(torch.equal(torch.as_tensor(v), torch.as_tensor(sb["state"][i][k])) for k, v in sa["state"][i].items())
+    if optimizer == "muon":  # the schedule scales muon_lr as it scales learning_rate
+        adamw_lr, muon_lr = ca["optimizer"][0]["param_groups"][0]["lr"], ca["optimizer"][1]["param_groups"][0]["lr"]
+        assert muon_lr == pytest.approx(adamw_lr * 0.02 / lr)
+
+
+def test_resume_refuses_another_optimizer(char_data, tmp_path):
+    out = str(tmp_path / "r")
+    train(char_data, out, "--max_iters=2", "--eval_interval=2")
+    p = run("train.py", f"--out_dir={out}", "--init_from=resume", "--optimizer=muon", check=False)
+    assert p.returncode != 0 and p.stderr.strip().splitlines() == [
+        "error: cannot resume with --optimizer=muon: the checkpoint holds adamw's state; "
+        "drop --optimizer or start a new --out_dir"]
+    p = train(char_data, out, "--optimizer=sgd", check=False)
+    assert p.returncode != 0 and "use 'adamw', 'adafactor' or 'muon'" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_muon_takes_the_block_matrices_and_adamw_the_rest():
+    torch.manual_seed(0)
+    m = GPT(GPTConfig(n_layer=2, n_head=2, n_embd=32, block_size=16, vocab_size=65, tie_embeddings=False))
+    adamw, muon = m.configure_optimizers(0.1, 1e-3, (0.9, 0.95), "cpu", "muon", muon_lr=0.05)
+    assert isinstance(adamw, torch.optim.AdamW) and isinstance(muon, torch.optim.Muon)
+    name = {id(p): n for n, p in m.named_parameters()}
+    in_muon = {name[id(p)] for g in muon.param_groups for p in g["params"]}
+    in_adamw = {name[id(p)] for g in adamw.param_groups for p in g["params"]}
+    assert in_muon == {n for n, p in m.named_parameters() if n.startswith("transformer.h.") and p.dim() == 2}
+    assert in_muon.isdisjoint(in_adamw) and in_muon | in_adamw == set(name.values())  # each parameter once
+    assert {"transformer.wte.weight", "lm_head.weight", "transformer.wpe.weight"} <= in_adamw
+    assert muon.param_groups[0]["lr"] == 0.05 and adamw.param_groups[0]["lr"] == 1e-3
+    [ada] = m.configure_optimizers(0.1, 1e-2, (0.9, 0.95), "cpu", "adafactor")
+    assert isinstance(ada, torch.optim.Adafactor)
+
+
+# ---------------------------------------------------------------- learning_rate='auto'
+
+def test_scaling_law_lr_and_its_N():
+    # Kaplan et al.: N = 85M non-embedding parameters (GPT-2 small) -> about 6.9e-4
+    assert scaling_law_lr(85e6) == pytest.approx(0.003239 - 0.0001395 * math.log(85e6))
+    assert scaling_law_lr(85e6) == pytest.approx(6.92e-4, abs=1e-6)
+    # N counts the blocks and the final norm: 12 L C^2 for the matrices, plus the norm gains (no biases)
+    m = GPT(GPTConfig(n_layer=2, n_head=2, n_embd=32, block_size=16, vocab_size=65, bias=False, pad_vocab=True))
+    L, C = 2, 32
+    assert m.num_body_params() == 12 * L * C * C + 2 * L * C + C
+
+
+# ------------------------------------------------------------------- padded vocabulary
+
+def test_padded_entries_are_never_sampled_and_never_scored():
+    torch.manual_seed(0)
+    V = 65
+    padded = GPT(GPTConfig(n_layer=1, n_head=2, n_embd=32, block_size=16, vocab_size=V, pad_vocab=True))
+    plain = GPT(GPTConfig(n_layer=1, n_head=2, n_embd=32, block_size=16, vocab_size=V, pad_vocab=False))
+    assert padded.transformer.wte.weight.shape == padded.lm_head.weight.shape == (128, 32)
+    sd = {k: v[:V] if k in ("transformer.wte.weight", "lm_head.weight") else v for k, v in padded.state_dict().items()}
+    plain.load_state_dict(sd)
+    with torch.no_grad():
+        padded.lm_head.weight[V:] = 50.0  # padded logits that would win every draw, were they drawn
+    idx, y = torch.randint(0, V, (4, 16)), torch.randint(0, V, (4, 16))
+    logits, loss = padded(idx, y)
+    assert logits.shape == (4, 16, V)
+    _, plain_loss = plain(idx, y)
+    assert loss.item() == pytest.approx(plain_loss.item(), abs=1e-6)  # the padded logits take no probability
+    assert loss.item() == pytest.approx(F.cross_entropy(logits.reshape(-1, V), y.reshape(-1)).item())
+    loss.backward()
+    assert padded.lm_head.weight.grad[V:].abs().sum() == 0  # nothing reaches the padded rows
+    with pytest.raises((IndexError, RuntimeError)):  # and no target may point at them
+        padded(idx, torch.full_like(y, V))
+    out = padded.generate(torch.zeros(8, 1, dtype=torch.long), 40, temperature=2.0, top_k=None,
+                          generator=torch.Generator().manual_seed(0))
+    assert out.max() < V
+
+
+def test_a_checkpoint_from_before_pad_vocab_still_loads_and_resumes(char_data, tmp_path):
+    out = str(tmp_path / "old")
+    train(char_data, out, "--max_iters=2", "--eval_interval=2", "--pad_vocab=False")
+    path = os.path.join(out, "ckpt.pt")
+    ckpt = torch.load(path, weights_only=True)
+    del ckpt["model_args"]["pad_vocab"], ckpt["config"]["pad_vocab"], ckpt["config"]["optimizer"]
+    ckpt["optimizer"] = ckpt["optimizer"][0]  # the old layout: one AdamW state, not a list
+    torch.save(ckpt, path)
+    model = model_from_checkpoint(load_checkpoint(path))
+    assert model.config.pad_vocab is False and model.lm_head.weight.shape[0] == 65
+    p = run("train.py", f"--out_dir={out}", "--init_from=resume", "--max_iters=4")  # train.py's default is True
+    assert "iter 3:" in p.stdout
+    assert load_checkpoint(path)["model_args"]["pad_vocab"] is False
+
+
+# ------------------------------------------------- metrics log, plot.py, target_val_loss
+
+def test_metrics_log_plots_and_auto_lr(char_data, tmp_path):
+    out = str(tmp_path / "m")
+    p = train(char_data, out, "--max_iters=6", "--eval_interval=3", "--log_interval=2", "--learning_rate=auto")
+    cfg = json.load(open(os.path.join(out, "config.json")))
+    model = GPT(GPTConfig(**cfg["model_args"]))
+    lr = scaling_law_lr(model.num_body_params())
+    assert cfg["config"]["learning_rate"] == lr and f"learning_rate=auto: {lr:.3e}" in p.stdout
+    assert load_checkpoint(os.path.join(out, "ckpt.pt"))["config"]["learning_rate"] == lr
+    records = [json.loads(line) for line in open(os.path.join(out, "log.jsonl"))]  # each line one JSON object
+    steps, evals, summaries = read_log(os.path.join(out, "log.jsonl"))
+    assert len(records) == len(steps) + len(evals) + len(summaries)
+    assert [s["iter"] for s in steps] == [2, 4, 6] and [e["iter"] for e in evals] == [0, 3, 6]
+    tokens_per_iter = 8 * 32
+    for s in steps:
+        assert set(s) == {"iter", "tokens", "train_loss", "lr", "dt_ms", "tok_per_s", "mfu", "elapsed_s"}
+        assert s["tokens"] == s["iter"] * tokens_per_iter and s["mfu"] is None  # no known peak on a CPU
+        assert s["tok_per_s"] == pytest.approx(tokens_per_iter / (s["dt_ms"] / 1000))
+    for e in evals:
+        assert set(e) == {"iter", "tokens", "val_loss", "train_loss_eval", "lr", "elapsed_s"}
+    times = [r["elapsed_s"] for r in records if "elapsed_s" in r]
+    assert times == sorted(times)
+    [summary] = summaries
+    assert summary["tokens"] == 6 * tokens_per_iter and summary["wall_s"] >= times[-1]
+    assert summary["train_flops"] == model.flops_per_token() * 6 * tokens_per_iter
+    assert summary["best_val"] == min(e["val_loss"] for e in evals) and summary["reached_target"] is False
+
+    run("plot.py", out)
+    other = str(tmp_path / "two")
+    run("plot.py", out, out, f"--to={other}")
+    for png in [os.path.join(out, "nll.png"), os.path.join(out, "nll_time.png"), os.path.join(other, "nll.png")]:
+        data = open(png, "rb").read()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 1000
+    p = run("plot.py", str(tmp_path / "nothing"), check=False)
+    assert p.returncode != 0 and p.stderr.strip().startswith("error:") and "\n" not in p.stderr.strip()
+
+
+def test_target_val_loss_stops_at_the_first_evaluation_under_it(char_data, tmp_path):
+    full = str(tmp_path / "full")
+    train(char_data, full, "--max_iters=12", "--eval_interval=2", "--learning_rate=1e-2", "--always_save_checkpoint=False")
+    evals = read_log(os.path.join(full, "log.jsonl"))[1]
+    target = evals[3]["val_loss"]  # the loss at iter 6: some earlier evaluation may already be under it
+    first = next(e["iter"] for e in evals if e["val_loss"] <= target)
+    assert 0 < first < 12
+    out = str(tmp_path / "target")
+    p = train(char_data, out, "--max_iters=12", "--eval_interval=2", "--learning_rate=1e-2",
+              "--always_save_checkpoint=False", f"--target_val_loss={target}")
+    assert f"<= target_val_loss={target} at iter {first}: stopping" in p.stdout
+    steps, evals, [summary] = read_log(os.path.join(out, "log.jsonl"))
+    assert evals[-1]["iter"] == steps[-1]["iter"] == summary["iter"] == first and summary["reached_target"] is True
+    assert load_checkpoint(os.path.join(out, "ckpt.pt"))["iter_num"] == first  # saved there
