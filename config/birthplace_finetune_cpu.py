@@ -4,12 +4,14 @@
 #   python train.py config/birthplace_finetune_cpu.py --init_from=ckpt:out-birthplace-pretrain-cpu/ckpt-00001380.pt
 # About 1.2 s per step (4 to 5 minutes).
 
+from train import cpu_has_bf16
+
 exec(open("config/birthplace_finetune.py").read())
 
 out_dir = "out-birthplace-finetune-cpu"
 init_from = "ckpt:out-birthplace-pretrain-cpu"
 device = "cpu"
-dtype = "bfloat16"
+dtype = "bfloat16" if cpu_has_bf16() else "float32"  # emulated bf16 is far slower than fp32
 compile = False
 dropout = 0.0  # as the CPU pretraining: with 0.1 the finetune val loss ended at 2.06, with 0.0 at 1.69
 max_iters = 30 * _epoch  # 240 iterations

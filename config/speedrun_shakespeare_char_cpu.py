@@ -3,7 +3,9 @@
 #   python data/shakespeare_char/prepare.py && python train.py config/speedrun_shakespeare_char_cpu.py
 # Against the quickstart recipe (config/train_shakespeare_char_cpu.py, which needs 2,500 iterations
 # for 1.886) it takes 225 iterations; times and the search behind it are in README.md, "Faster to a
-# given loss". It needs a CPU with bf16 units (AMX); elsewhere use --dtype=float32 --attn_impl=sdpa.
+# given loss". Two variants, chosen by the CPU: with bf16 units (AMX, AVX512-BF16) bf16 autocast
+# and Muon; without them (AVX2 only), where torch emulates bf16, fp32 and AdamW (500 iterations).
+from train import cpu_has_bf16
 
 out_dir = "out-speedrun-shakespeare-char-cpu"
 target_val_loss = 1.886
@@ -14,7 +16,8 @@ always_save_checkpoint = False
 
 dataset = "shakespeare_char"
 device = "cpu"
-dtype = "bfloat16"  # AMX: the matmuls ran ~3x faster than fp32 at this size
+_bf16 = cpu_has_bf16()  # without bf16 units torch emulates bf16, many times slower than fp32
+dtype = "bfloat16" if _bf16 else "float32"  # AMX: the matmuls ran ~3x faster than fp32 at this size
 compile = False  # compiling takes longer than the whole run
 gradient_accumulation_steps = 1
 batch_size = 32
@@ -28,14 +31,17 @@ n_embd = 128
 dropout = 0.0
 bias = False
 use_rope = True  # the ablation's largest gain in the first few hundred steps
-attn_impl = "manual"  # bf16 on this CPU: 74 ms a step against 142 with the fused attention, whose backward is slow
+# bf16 with AMX: 74 ms a step against 142 with the fused attention, whose bf16 backward is slow
+attn_impl = "manual" if _bf16 else "sdpa"
 
-optimizer = "muon"  # Muon on the blocks' matrices: a 4-layer trial needed 300 steps instead of AdamW's 500
+# Muon on the blocks' matrices: a 4-layer trial needed 300 steps instead of AdamW's 500. torch's Muon
+# orthogonalises in bf16, which without bf16 units cost 375 ms a step here (the rest of the step: 59 ms)
+optimizer = "muon" if _bf16 else "adamw"
 muon_lr = 0.05
 learning_rate = 4e-3  # AdamW, for the embedding (tied with the head) and the norm gains
 beta2 = 0.99
 weight_decay = 0.1
-max_iters = 300  # the cosine schedule's length; the target comes at 225
+max_iters = 300 if _bf16 else 600  # the cosine schedule's length; the target comes at 225 (AdamW: 500)
 warmup_iters = 30
-lr_decay_iters = 300
+lr_decay_iters = max_iters
 min_lr = 2e-4

@@ -136,3 +136,37 @@ def test_wandb_offline_and_eval_only(char_data, tmp_path):
     assert len(runs) == 1 and any(runs[0].rglob("*.wandb"))
     p = run("train.py", f"--data_dir={char_data}", f"--out_dir={out}", *TINY, "--init_from=resume", "--eval_only=True")
     assert "step 2:" in p.stdout and "iter 3" not in p.stdout
+
+
+def config_values(path):
+    """What a config file sets, checked against train.py's keys as `python train.py <path>` does."""
+    import configurator
+    import train as train_module
+    g = {k: getattr(train_module, k) for k in train_module.CONFIG_KEYS}
+    g["AUTO_KEYS"] = train_module.AUTO_KEYS
+    return configurator.apply_overrides(g, [path])
+
+
+def test_cpu_configs_use_bf16_only_where_the_cpu_has_it(monkeypatch):
+    import train as train_module
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    monkeypatch.chdir(root)
+    for has in (True, False):
+        monkeypatch.setattr(train_module, "cpu_has_bf16", lambda: has)
+        sr = config_values("config/speedrun_shakespeare_char_cpu.py")
+        want = ("bfloat16", "muon", "manual") if has else ("float32", "adamw", "sdpa")
+        assert (sr["dtype"], sr["optimizer"], sr["attn_impl"]) == want
+        for name in ("birthplace_pretrain_cpu.py", "birthplace_finetune_cpu.py"):
+            assert config_values(f"config/{name}")["dtype"] == ("bfloat16" if has else "float32")
+
+
+def test_cpu_has_bf16_reads_torch_probes_and_warns(monkeypatch):
+    import train as train_module
+    for amx, avx512 in ((False, False), (True, False), (False, True)):
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)  # raising=True: the probe exists
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512)
+        assert train_module.cpu_has_bf16() == (amx or avx512)
+    assert "--dtype=float32" in train_module.bf16_warning("bfloat16", "adamw", has_bf16=False)
+    assert "Muon" in train_module.bf16_warning("float32", "muon", has_bf16=False)
+    assert train_module.bf16_warning("float32", "adamw", has_bf16=False) is None
+    assert train_module.bf16_warning("bfloat16", "muon", has_bf16=True) is None
