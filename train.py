@@ -335,7 +335,9 @@ def load_checkpoint(path, device="cpu"):
     try:
         ckpt = torch.load(path, map_location=device, weights_only=True)
     except Exception as e:
-        raise RuntimeError(f"cannot read checkpoint {path}: {type(e).__name__}: {str(e).splitlines()[0]}; "
+        first = (str(e).splitlines() or [""])[0].split(". ")[0]  # torch's first sentence; the rest is advice
+        why = f"{type(e).__name__}: {first}" if first else type(e).__name__
+        raise RuntimeError(f"cannot read checkpoint {path} ({why}); "
                            f"the file is damaged or not a checkpoint (a .tmp beside it is an unfinished save)")
     if not isinstance(ckpt, dict) or "model" not in ckpt or "model_args" not in ckpt:
         raise RuntimeError(f"{path} is not a gptlab/nanoGPT checkpoint (no 'model' and 'model_args' entries)")
@@ -636,7 +638,11 @@ if __name__ == "__main__":
               f"{world_size} process(es); {tokens_per_iter:,} tokens per iteration; {optimizer}")
         if wandb_log:
             import wandb
-            wandb.init(project=wandb_project, name=wandb_run_name, config=config)
+            try:
+                wandb.init(project=wandb_project, name=wandb_run_name, config=config)
+            except Exception as e:  # no API key, no network: say what to do instead of a traceback
+                sys.exit(f"error: wandb could not start ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
+                         f"run `wandb login`, set WANDB_MODE=offline, or pass --wandb_log=False")
     log_file = open(os.path.join(out_dir, "log.jsonl"), "a") if master else None
 
     def log(record):

@@ -4,7 +4,8 @@
 #   python train.py config/birthplace_pretrain_cpu.py --init_from=resume     # continue a stopped run
 # What makes it fit: every batch cut to its longest example, bf16 autocast (CPUs with AMX) and
 # flushed denormals; a trial measured 3 s per step padded, 1.2 s cut, 0.8 s cut in bf16. We saw
-# 1.05-1.3 s per step on 2 shared cores: 5,520 iterations take 1.6 to 2 hours.
+# 1.05-1.3 s per step on 2 shared cores: 5,520 iterations take 1.6 to 2 hours. Without bf16 units
+# (AVX2 only) it runs in fp32 at 2.5-2.8 s a step: about 4 hours.
 
 from train import cpu_has_bf16
 

@@ -13,6 +13,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 SHARED = os.environ.get("GPTLAB_SHARED_DATA", os.path.join(ROOT, "..", "shared", "data"))
 os.environ.setdefault("TIKTOKEN_CACHE_DIR", os.path.join(SHARED, "tiktoken_cache"))
+os.environ.setdefault("WANDB_MODE", "offline")  # hermetic: a run with wandb_log never logs in or goes online
 
 
 def shared(*parts):

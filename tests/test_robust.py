@@ -55,6 +55,10 @@ def test_damaged_checkpoint_is_named(char_data, tmp_path):
         train.load_checkpoint(str(out / "ckpt.pt"))
     p = train_run(char_data, str(out), "--init_from=resume", check=False)
     assert p.returncode != 0 and "cannot read checkpoint" in p.stderr and "Traceback" not in p.stderr
+    assert len(p.stderr.strip().splitlines()[-1]) < 300  # one readable line, not torch's whole advice
+    (out / "ckpt.pt").write_bytes(b"")  # empty, as by a crash before the first byte
+    with pytest.raises(RuntimeError, match=r"ckpt.pt \(\w+"):
+        train.load_checkpoint(str(out / "ckpt.pt"))
 
 
 def test_sigterm_saves_a_resumable_checkpoint(char_data, tmp_path):

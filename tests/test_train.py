@@ -134,8 +134,16 @@ def test_wandb_offline_and_eval_only(char_data, tmp_path):
         "--wandb_log=True", "--wandb_run_name=t", env=env)
     runs = list((tmp_path / "wandb").glob("offline-run-*"))
     assert len(runs) == 1 and any(runs[0].rglob("*.wandb"))
-    p = run("train.py", f"--data_dir={char_data}", f"--out_dir={out}", *TINY, "--init_from=resume", "--eval_only=True")
+    p = run("train.py", f"--data_dir={char_data}", f"--out_dir={out}", *TINY, "--init_from=resume", "--eval_only=True",
+            env=env)  # the resume keeps wandb_log=True from the checkpoint
     assert "step 2:" in p.stdout and "iter 3" not in p.stdout
+    # online without an API key (a fresh machine): one line saying what to do, not a traceback
+    no_key = {k: v for k, v in env.items() if k != "WANDB_API_KEY"}
+    no_key.update(WANDB_MODE="online", HOME=str(tmp_path), NETRC=str(tmp_path / "no.netrc"))
+    p = run("train.py", f"--data_dir={char_data}", f"--out_dir={tmp_path / 'w2'}", *TINY, "--max_iters=1",
+            "--wandb_log=True", env=no_key, check=False, timeout=120)
+    assert p.returncode != 0 and "Traceback" not in p.stderr
+    assert "error: wandb could not start" in p.stderr and "WANDB_MODE=offline" in p.stderr
 
 
 def config_values(path):
