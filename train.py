@@ -55,6 +55,7 @@ dataset = "shakespeare_char"  # a prepared folder under data/
 data_dir = ""  # or any folder holding train.bin, val.bin, meta.json (overrides dataset)
 gradient_accumulation_steps = 5 * 8  # micro-steps per optimizer step, summed over all ranks
 batch_size = 12  # sequences per micro-step per rank
+length_bands = 1  # datasets of whole examples (a batch_module): each batch takes examples of like length from one of this many bands (less padding, same odds per example)
 # model: every field of model.GPTConfig is also a key (the defaults are GPT-2 124M)
 globals().update({f.name: f.default for f in fields(GPTConfig)})
 vocab_size = None  # None: from the dataset's meta.json
@@ -218,7 +219,8 @@ class TokenWindows:
 
 class Examples:
     """Batches of whole examples built by the dataset's own module (meta.json "batch_module";
-    span corruption, for one, must corrupt afresh at every draw). Every example gets a seed
+    span corruption, for one, must corrupt afresh at every draw): source.examples(seeds) gives
+    one (x, y) pair per seed. Every example gets a seed
     from the run's batch generator, so a resume repeats them and DDP ranks take distinct rows."""
 
     def __init__(self, source, n_tokens, device):
@@ -231,19 +233,20 @@ class Examples:
         return rng.integers(0, 2**63 - 1, size=(n_rows, batch_size))
 
     def get(self, seeds):
-        x, y = zip(*(self.source.example(np.random.default_rng(s)) for s in seeds))
+        x, y = zip(*self.source.examples(seeds))
         x, y = trim_ignored(np.stack(x), np.stack(y))  # (B, T) each, T <= block_size
         x, y = torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(np.ascontiguousarray(y))
         return x.to(self.device), y.to(self.device)
 
 
-def open_batches(data_dir, split, meta, block_size, device):
+def open_batches(data_dir, split, meta, block_size, device, length_bands=1):
     """The batch source of one split, chosen once: draw(rng, n_rows, batch_size) -> rows,
     get(row) -> X, Y. Raises ValueError when the split cannot fill a block."""
     tokens = open_tokens(data_dir, split, meta)
     if "batch_module" in meta:
         module = importlib.import_module(meta["batch_module"])
-        return Examples(module.load_split(data_dir, split, meta, block_size), len(tokens), device)
+        return Examples(module.load_split(data_dir, split, meta, block_size, length_bands), len(tokens),
+                        device)
     if len(tokens) <= block_size:
         raise ValueError(f"the {split} split of {data_dir} has {len(tokens)} tokens, not more than "
                          f"block_size={block_size}; lower --block_size")
@@ -536,7 +539,7 @@ if __name__ == "__main__":
     except FileNotFoundError as e:
         sys.exit(f"error: {e}")
     try:  # train and val batch sources, chosen once; the loop and estimate_loss only call draw and get
-        splits = {s: open_batches(ddir, s, meta, block_size, device) for s in ("train", "val")}
+        splits = {s: open_batches(ddir, s, meta, block_size, device, length_bands) for s in ("train", "val")}
     except ValueError as e:
         sys.exit(f"error: {e}")
 

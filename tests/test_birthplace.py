@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from conftest import run, shared
-from data.birthplace.batches import MASK, PAD, corrupt, qa_example, span_corruption_example
+from data.birthplace.batches import MASK, PAD, QA, SpanCorruption, corrupt, qa_example, span_corruption_example
 from data.common import Tokenizer, load_meta
 from evaluate import accuracy, parse_answer, read_questions
 from model import GPT, GPTConfig
@@ -100,6 +100,47 @@ def test_batches_are_trimmed_and_trimming_is_exact(bp_data):
                               attention=attention, attn_impl=impl)).eval()
         with torch.no_grad():
             assert model(X, Y)[1].item() == pytest.approx(model(Xf, Yf)[1].item(), abs=1e-5)
+
+
+def test_length_bands_keep_every_example_equally_likely():
+    """Banded batches: each batch's examples come from one narrow band of lengths, but over
+    many batches every truncation length (and every QA pair) is as likely as without bands."""
+    block_size, n_batches, batch = 128, 4000, 8
+    doc = np.arange(2, 302)
+    source = SpanCorruption([doc], block_size, length_bands=8)
+    rng = np.random.default_rng(0)
+    kept, widths = [], []
+    for _ in range(n_batches):
+        xs = source.examples(rng.integers(0, 2**63 - 1, size=batch))
+        n = np.array([(x != PAD).sum() - 2 for x, _ in xs])  # kept length: the row less its two masks
+        kept.extend(n)
+        widths.append(n.max() - n.min())
+    kept = np.array(kept)
+    assert max(widths) <= 13  # one band of the 109 lengths 4..112 (8 bands of 13 or 14)
+    counts = np.bincount(kept, minlength=113)[4:]
+    assert kept.min() == 4 and kept.max() == 112 and (counts > 0).all()
+    expected = len(kept) / 109  # uniform over 4..112, as without bands
+    chi2 = ((counts - expected) ** 2 / expected).sum()
+    assert chi2 < 160, chi2  # 108 degrees of freedom: p < 0.001 above about 155
+    unbanded = SpanCorruption([doc], block_size)  # one band is the plain draw
+    xs = unbanded.examples(rng.integers(0, 2**63 - 1, size=2000))
+    assert np.ptp([(x != PAD).sum() for x, _ in xs]) > 100
+    # QA: pairs of many lengths, each picked equally often, like lengths together
+    pairs = [(np.full(3 + i % 40, 5), np.array([9])) for i in range(200)]
+    qa = QA(pairs, 64, length_bands=4)
+    picks = []
+    for _ in range(3000):
+        xs = qa.examples(rng.integers(0, 2**63 - 1, size=8))
+        lens = [(x != PAD).sum() for x, _ in xs]
+        assert max(lens) - min(lens) <= 10  # a quarter of the 40 lengths
+        picks.extend(lens)
+    counts = np.bincount(picks)[5:]  # row length = question + answer + 2 masks: 6 .. 45
+    assert len(counts) == 41 and counts[0] == 0 and (counts[1:] > 0).all()
+    assert counts[1:].std() / counts[1:].mean() < 0.1  # each length 5 pairs of 200: equally likely
+    # a batch takes distinct pairs while its band has enough of them
+    distinct = [(np.arange(3 + i), np.array([9])) for i in range(40)]
+    xs = QA(distinct, 64, length_bands=2).examples([7] * 20)
+    assert len({int((x != PAD).sum()) for x, _ in xs}) == 20
 
 
 def test_read_questions_parse_and_accuracy(tmp_path):
