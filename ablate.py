@@ -15,8 +15,10 @@ run's text), nll.png, nll_time.png and lr.png (drawn by plot.py's functions).
 Finished runs are skipped, an interrupted one resumes from its last checkpoint, so
 running the same command again continues an ablation.
 
-Takes train.py's keys (from a config file or --key=value) plus the few below, which go
-on the command line only (train.py would not know them in a config file).
+Takes train.py's keys (from a config file or --key=value), which it hands to train.py as
+given: train.py checks them, and names the nearest key when one is mistyped. ablate.py reads
+the few it needs itself (below, with train.py's defaults), plus its own three, which go on
+the command line only (train.py would not know them in a config file).
 """
 
 import fcntl
@@ -31,14 +33,23 @@ from contextlib import contextmanager, nullcontext
 
 import torch
 
-import train
+from checkpoint import load_run
 from configurator import configure
-from data.common import Tokenizer, dataset_dir, load_meta
+from data.common import dataset_dir, load_meta
 from plot import plot_lr, plot_nll, read_log
 
 # ----------------------------------------------------------------------------- config
-globals().update({k: getattr(train, k) for k in train.CONFIG_KEYS})
-AUTO_KEYS = train.AUTO_KEYS
+# the train.py keys ablate.py reads itself, with train.py's defaults (every other key only
+# passes through to train.py)
+out_dir = "out"
+dataset = "shakespeare_char"
+data_dir = ""
+max_iters = 600000
+seed = 1337
+gradient_accumulation_steps = 5 * 8
+batch_size = 12
+block_size = 1024
+device = "auto"
 # ablate.py's own keys
 seeds = 1  # repeats of every run with seed, seed+1, ...; 3 shows how much runs differ by chance
 lock_file = ""  # hold an exclusive flock on this file during each run (e.g. a shared CPU/GPU lock)
@@ -105,7 +116,7 @@ def sample_text(model, tok, max_new_tokens=200, seed=1337):
 def summarise(run_dir, name, flags, seed):
     """One finished run's numbers, and a sample from its last checkpoint, for the report."""
     steps, evals, _ = read_log(os.path.join(run_dir, "log.jsonl"))
-    model, meta = train.load_run(run_dir)
+    model, tok = load_run(run_dir)
     wall = None
     if os.path.isfile(os.path.join(run_dir, "ablate.json")):
         with open(os.path.join(run_dir, "ablate.json")) as f:
@@ -114,7 +125,7 @@ def summarise(run_dir, name, flags, seed):
     return {"name": name, "flags": flags, "seed": seed, "params": model.num_params(non_embedding=False),
             "steps": steps, "evals": evals, "final_train": evals[-1]["train_loss_eval"],
             "best_val": min(e["val_loss"] for e in evals), "tok_per_s": rate, "wall_s": wall,
-            "sample": sample_text(model, Tokenizer.from_meta(meta))}
+            "sample": sample_text(model, tok)}
 
 
 def fmt_time(s):
@@ -246,7 +257,7 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    configure(globals())
+    configure(globals(), unknown_keys="skip")  # train.py checks every key it is handed
     if seeds < 1:
         sys.exit(f"error: --seeds={seeds} must be at least 1")
     try:

@@ -12,8 +12,9 @@ rest of train.py: no evaluation, no checkpoints.
 --mode=sample times generation instead: tokens/s of model.generate() for sample_tokens new
 tokens at each of sample_batches, with the KV cache on and off in the same process.
 
-Takes the same keys as train.py (model flags, batch_size, block_size, device, dtype,
-compile, optimizer, ...) plus the few below; the batch and step code is train.py's own.
+Takes the model's flags (every GPTConfig field) and the keys below. A config file written for
+train.py works too: the keys that bench.py has no use for (out_dir, eval_interval, ...) are
+skipped. The batch and step code is the one train.py uses (data/loader.py, optim.py).
 Memory: the optimizer's state in MiB, the process's peak RSS, and on CUDA the peak of
 allocated GPU memory; run each optimizer in its own process, since peak RSS never goes down.
 """
@@ -26,16 +27,39 @@ from dataclasses import fields
 import numpy as np
 import torch
 
-import train
 from configurator import configure
 from data.common import dataset_dir, load_meta, open_tokens
+from data.loader import draw_batch_starts, get_batch
+from device import autocast_context, lookup_peak_flops, resolve_device, resolve_dtype
 from model import GPT, GPTConfig
+from optim import optimizer_step, scaling_law_lr
 
 # ----------------------------------------------------------------------------- config
-globals().update({k: getattr(train, k) for k in train.__dict__ if k in train.CONFIG_KEYS})
-AUTO_KEYS = train.AUTO_KEYS
+# model: every field of model.GPTConfig is a key (the defaults are GPT-2 124M)
+globals().update({f.name: f.default for f in fields(GPTConfig)})
+vocab_size = None  # None: from the dataset's meta.json (random data: GPT-2's 50257)
+pad_vocab = True  # as train.py's new runs
+# data and batches
+dataset = "shakespeare_char"
+data_dir = ""
 batch_size = 12
 block_size = 1024
+gradient_accumulation_steps = 5 * 8  # micro-steps per timed step, as train.py's default
+# optimizer, as train.py's keys
+optimizer = "adamw"
+learning_rate = 6e-4  # or 'auto'
+muon_lr = 0.02
+weight_decay = 1e-1
+beta1 = 0.9
+beta2 = 0.95
+grad_clip = 1.0
+# system
+device = "auto"
+dtype = "auto"
+compile = False
+peak_flops = 0.0
+seed = 1337
+# bench.py's own
 real_data = True  # batches from data/<dataset>/train.bin; False: random token ids
 num_steps = 50  # timed steps, after warmup_steps untimed ones
 warmup_steps = 10
@@ -44,11 +68,12 @@ mode = "train"  # 'train': time training steps; 'sample': time generate() with t
 sample_tokens = 500  # --mode=sample: new tokens per sequence
 sample_batches = (1, 8)  # --mode=sample: the batch sizes to time
 # ------------------------------------------------------------------------------
+AUTO_KEYS = ["learning_rate"]
 
 
 def main():
-    device_ = train.resolve_device(device)
-    dtype_ = train.resolve_dtype(dtype, device_)
+    device_ = resolve_device(device)
+    dtype_ = resolve_dtype(dtype, device_)
     device_type = device_.split(":")[0]
     if device_type == "cpu":
         torch.set_flush_denormal(True)
@@ -67,23 +92,23 @@ def main():
     model_args["vocab_size"] = vocab
     model = GPT(GPTConfig(**model_args)).to(device_)
     if mode == "sample":
-        return bench_sample(model, device_, train.autocast_context(device_, dtype_))
-    lr = train.scaling_law_lr(model.num_body_params()) if learning_rate == "auto" else learning_rate
+        return bench_sample(model, device_, autocast_context(device_, dtype_))
+    lr = scaling_law_lr(model.num_body_params()) if learning_rate == "auto" else learning_rate
     optimizers = model.configure_optimizers(weight_decay, lr, (beta1, beta2), device_type, optimizer, muon_lr)
     step_model = torch.compile(model) if compile else model
-    ctx = train.autocast_context(device_, dtype_)
+    ctx = autocast_context(device_, dtype_)
     scaler = torch.amp.GradScaler(device_type, enabled=(dtype_ == "float16"))
     tokens_per_iter = gradient_accumulation_steps * batch_size * block_size
 
     def step():
-        starts = train.draw_batch_starts(rng, len(data), block_size, gradient_accumulation_steps, batch_size)
+        starts = draw_batch_starts(rng, len(data), block_size, gradient_accumulation_steps, batch_size)
         for micro in range(gradient_accumulation_steps):
-            X, Y = train.get_batch(data, starts[micro], block_size, device_)
+            X, Y = get_batch(data, starts[micro], block_size, device_)
             with ctx:
                 _, loss = step_model(X, Y)
                 loss = loss / gradient_accumulation_steps
             scaler.scale(loss).backward()
-        train.optimizer_step(optimizers, scaler, model, grad_clip)
+        optimizer_step(optimizers, scaler, model, grad_clip)
         return loss.item()  # waits for the device, so the clock measures finished work
 
     print(f"{model.num_params() / 1e6:.2f}M parameters, {device_}, {dtype_}, compile={compile}, {optimizer}, "
@@ -107,7 +132,7 @@ def main():
         step()
         times.append(time.perf_counter() - t0)
     dt = float(np.median(times))
-    mfu = model.estimate_mfu(tokens_per_iter, dt, peak_flops or train.lookup_peak_flops(device_))
+    mfu = model.estimate_mfu(tokens_per_iter, dt, peak_flops or lookup_peak_flops(device_))
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     state = sum(t.numel() * t.element_size() for opt in optimizers for s in opt.state.values()
                 for t in s.values() if torch.is_tensor(t)) / 2**20
@@ -142,7 +167,7 @@ def bench_sample(model, device, ctx):
 
 
 if __name__ == "__main__":
-    configure(globals())
+    configure(globals(), unknown_keys="skip_in_files")  # a train.py config file brings keys we do not use
     try:
         main()
     except (FileNotFoundError, ValueError) as e:

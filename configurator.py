@@ -10,6 +10,11 @@ wrong types stop the run with one line naming the nearest valid keys. A script m
 in a list AUTO_KEYS the keys that also take the word 'auto' (train.py: learning_rate), which
 it resolves itself.
 
+A script that reads another script's config files says which keys it may skip:
+unknown_keys="skip_in_files" (bench.py: a train.py config sets keys bench.py has no use for,
+but a mistyped --key is still an error) or "skip" (ablate.py, which hands every argument to
+train.py, and train.py names the nearest key).
+
 Scripts call configure(globals()); tests call apply_overrides on a plain dict.
 """
 
@@ -64,10 +69,16 @@ def _check(key, value, default, shown=None, auto=False):
     return value
 
 
-def apply_overrides(globals_dict, argv):
+UNKNOWN_KEYS = ("error", "skip_in_files", "skip")
+
+
+def apply_overrides(globals_dict, argv, unknown_keys="error"):
     """Apply config files and --key=value arguments (in order) to globals_dict.
     Returns {key: value} of everything that was set, so a caller can tell what the
-    user chose explicitly. Raises ConfigError with a one-line message."""
+    user chose explicitly. Raises ConfigError with a one-line message. unknown_keys: what
+    a key globals_dict does not have is: an error, skipped in config files, or skipped."""
+    if unknown_keys not in UNKNOWN_KEYS:
+        raise ValueError(f"unknown_keys must be one of {UNKNOWN_KEYS}, not {unknown_keys!r}")
     keys = config_keys(globals_dict)
     auto = globals_dict.get("AUTO_KEYS", [])
     chosen = {}
@@ -82,6 +93,8 @@ def apply_overrides(globals_dict, argv):
                 if k.startswith("_") or k not in config_keys(scope):
                     continue  # imports, helper functions, private names
                 if k not in globals_dict:
+                    if unknown_keys != "error":
+                        continue
                     raise ConfigError(f"{arg}: " + str(_unknown(k, keys)))
                 globals_dict[k] = chosen[k] = _check(k, v, globals_dict[k], auto=k in auto)
             continue
@@ -89,6 +102,8 @@ def apply_overrides(globals_dict, argv):
             raise ConfigError(f"'{arg}' has no value; write --key=value (e.g. {arg}=True)")
         key, text = arg[2:].split("=", 1)
         if key not in keys:
+            if unknown_keys == "skip":
+                continue
             raise _unknown(key, keys)
         globals_dict[key] = chosen[key] = _parse(key, text, globals_dict[key], key in auto)
     return chosen
@@ -101,14 +116,14 @@ def help_text(globals_dict, script):
     return "\n".join(lines)
 
 
-def configure(globals_dict, argv=None):
+def configure(globals_dict, argv=None, unknown_keys="error"):
     """The scripts' entry point: --help prints every key; an error prints one line and exits 2."""
     argv = sys.argv[1:] if argv is None else argv
     if "-h" in argv or "--help" in argv:
         print(help_text(globals_dict, os.path.basename(sys.argv[0])))
         sys.exit(0)
     try:
-        return apply_overrides(globals_dict, argv)
+        return apply_overrides(globals_dict, argv, unknown_keys)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)

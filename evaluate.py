@@ -20,10 +20,11 @@ from collections import defaultdict
 
 import torch
 
+from checkpoint import load_checkpoint, model_from_checkpoint
 from configurator import configure
 from data.common import Tokenizer, dataset_dir, load_meta
-from train import (autocast_context, estimate_loss, load_checkpoint, model_from_checkpoint, open_batches,
-                   resolve_device, resolve_dtype)
+from data.loader import estimate_loss, open_batches
+from device import autocast_context, resolve_device, resolve_dtype
 
 # ----------------------------------------------------------------------------- config
 out_dir = "out"  # the folder with ckpt.pt
@@ -124,7 +125,7 @@ def main():
                  f"data/birthplace (python data/birthplace/prepare.py)")
     try:
         qs, answers = read_questions(questions)
-        predicted = answer(model, Tokenizer.from_meta(meta), meta["mask"], qs, device_, ctx, max_answer_tokens)
+        predicted = answer(model, Tokenizer.from_meta(meta, ddir), meta["mask"], qs, device_, ctx, max_answer_tokens)
     except (OSError, ValueError) as e:
         sys.exit(f"error: {e}")
     path = predictions or os.path.join(out_dir, os.path.splitext(os.path.basename(questions))[0] + ".predictions.txt")

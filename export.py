@@ -19,10 +19,10 @@ import shutil
 import sys
 from dataclasses import fields
 
+from checkpoint import load_checkpoint, tokenizer_folders
 from configurator import configure
-from data.common import GPT2_BPE, Tokenizer, dataset_dir, find_meta
+from data.common import GPT2_BPE, Tokenizer, find_meta
 from model import GPTConfig, gpt2_config_to_hf, gpt2_incompatible, gpt2_state_dict_to_hf
-from train import load_checkpoint
 
 # ----------------------------------------------------------------------------- config
 out_dir = "out"  # the folder with ckpt.pt
@@ -32,9 +32,9 @@ data_dir = ""  # the dataset folder with the tokenizer, if not the checkpoint's 
 # ------------------------------------------------------------------------------
 
 
-def export_hf(ckpt, dest, meta):
-    """Write ckpt as a GPT2LMHeadModel folder at dest. Raises ValueError naming the flags
-    that GPT-2 cannot express."""
+def export_hf(ckpt, dest, meta, meta_dir=None):
+    """Write ckpt as a GPT2LMHeadModel folder at dest, with the tokenizer of meta (found in
+    meta_dir; None: no tokenizer). Raises ValueError naming the flags that GPT-2 cannot express."""
     known = {f.name for f in fields(GPTConfig)}
     cfg = GPTConfig(**{k: v for k, v in ckpt["model_args"].items() if k in known})
     bad = gpt2_incompatible(cfg)
@@ -44,13 +44,13 @@ def export_hf(ckpt, dest, meta):
     from transformers import GPT2Config, GPT2LMHeadModel  # only this exporter needs transformers
 
     kind = meta["tokenizer"]["kind"] if meta else None
-    eot = 50256 if kind and meta["tokenizer"] == GPT2_BPE else Tokenizer.from_meta(meta).eot if kind == "hf" else None
+    eot = 50256 if kind and meta["tokenizer"] == GPT2_BPE else Tokenizer.from_meta(meta, meta_dir).eot if kind == "hf" else None
     hf_config = GPT2Config(**gpt2_config_to_hf(cfg), bos_token_id=eot, eos_token_id=eot)
     hf = GPT2LMHeadModel(hf_config)
     hf.load_state_dict(gpt2_state_dict_to_hf(ckpt["model"], cfg.vocab_size), strict=True)
     hf.save_pretrained(dest)  # safetensors
     if kind == "hf":
-        shutil.copyfile(os.path.join(meta["_dir"], meta["tokenizer"]["file"]), os.path.join(dest, "tokenizer.json"))
+        shutil.copyfile(os.path.join(meta_dir, meta["tokenizer"]["file"]), os.path.join(dest, "tokenizer.json"))
     elif kind == "char":
         with open(os.path.join(dest, "meta.json"), "w") as f:
             json.dump({"vocab_size": meta["vocab_size"], "tokenizer": meta["tokenizer"]}, f, indent=1, ensure_ascii=False)
@@ -62,13 +62,11 @@ def main():
     dest = export_dir or os.path.join(out_dir, to)
     try:
         ckpt = load_checkpoint(os.path.join(out_dir, "ckpt.pt"))
-        cfg = ckpt.get("config", {})
-        folders = [data_dir] if data_dir else [out_dir, dataset_dir(cfg.get("dataset", ""), cfg.get("data_dir", ""))]
         try:
-            meta = find_meta(folders, ckpt["model_args"]["vocab_size"])
+            meta, meta_dir = find_meta(tokenizer_folders(out_dir, ckpt, data_dir), ckpt["model_args"]["vocab_size"])
         except FileNotFoundError:
-            meta = None  # the weights still export; say so below
-        export_hf(ckpt, dest, meta)
+            meta, meta_dir = None, None  # the weights still export; say so below
+        export_hf(ckpt, dest, meta, meta_dir)
     except (OSError, RuntimeError, ValueError) as e:
         sys.exit(f"error: {e}")
     print(f"wrote a Hugging Face GPT2LMHeadModel to {dest}")

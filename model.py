@@ -107,6 +107,11 @@ class RMSNorm(nn.Module):
         return F.rms_norm(x, self.weight.shape, self.weight, self.eps)
 
 
+def make_norm(cfg):
+    """The block's and the final norm: RMSNorm or LayerNorm over n_embd, as use_rmsnorm says."""
+    return (RMSNorm if cfg.use_rmsnorm else LayerNorm)(cfg.n_embd, cfg.bias, cfg.norm_eps)
+
+
 def rope_tables(head_dim, max_len, theta):
     """cos and sin of the rotation angle pos * theta^(-2i/head_dim), each (max_len, head_dim/2)."""
     inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2).float() / head_dim))
@@ -214,6 +219,7 @@ class SynthesizerAttention(nn.Module):
         self.layer, self.n_head, self.hs = layer, cfg.n_head, cfg.head_dim
         self.w1 = nn.Linear(cfg.n_embd, cfg.n_embd, bias=True)
         self.w2 = nn.Parameter(torch.empty(self.hs, cfg.block_size))
+        nn.init.uniform_(self.w2, -0.001, 0.001)  # logits start near uniform attention
         self.b2 = nn.Parameter(torch.zeros(cfg.block_size))
         self.value = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)
         self.c_proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)
@@ -272,11 +278,10 @@ class Block(nn.Module):
 
     def __init__(self, cfg, layer):
         super().__init__()
-        Norm = RMSNorm if cfg.use_rmsnorm else LayerNorm
         Attention = SynthesizerAttention if cfg.attention == "synthesizer" else CausalSelfAttention
-        self.ln_1 = Norm(cfg.n_embd, cfg.bias, cfg.norm_eps)
+        self.ln_1 = make_norm(cfg)
         self.attn = Attention(cfg, layer)
-        self.ln_2 = Norm(cfg.n_embd, cfg.bias, cfg.norm_eps)
+        self.ln_2 = make_norm(cfg)
         self.mlp = SwiGLU(cfg) if cfg.use_swiglu else MLP(cfg)
 
     def forward(self, x, rope=None, cache=None):
@@ -288,19 +293,18 @@ class GPT(nn.Module):
     def __init__(self, cfg):
         super().__init__()
         self.config = cfg
-        Norm = RMSNorm if cfg.use_rmsnorm else LayerNorm
         self.transformer = nn.ModuleDict(dict(
             wte=nn.Embedding(cfg.padded_vocab, cfg.n_embd),
             drop=nn.Dropout(cfg.dropout),
             h=nn.ModuleList([Block(cfg, i) for i in range(cfg.n_layer)]),
-            ln_f=Norm(cfg.n_embd, cfg.bias, cfg.norm_eps),
+            ln_f=make_norm(cfg),
         ))
-        if not cfg.use_rope:  # learned absolute positions (GPT-2)
-            self.transformer.wpe = nn.Embedding(cfg.block_size, cfg.n_embd)
-        else:  # fixed tables, not parameters, and not saved: they follow from the config
+        if cfg.use_rope:  # fixed tables, not parameters, and not saved: they follow from the config
             cos, sin = rope_tables(cfg.head_dim, cfg.block_size, cfg.rope_theta)
             self.register_buffer("rope_cos", cos, persistent=False)
             self.register_buffer("rope_sin", sin, persistent=False)
+        else:  # learned absolute positions (GPT-2)
+            self.transformer.wpe = nn.Embedding(cfg.block_size, cfg.n_embd)
         self.lm_head = nn.Linear(cfg.n_embd, cfg.padded_vocab, bias=False)
         if cfg.tie_embeddings:
             # one matrix both ways (Press & Wolf 2017); torch.compile warns about this but handles it
@@ -312,8 +316,6 @@ class GPT(nn.Module):
             # does not grow with depth (2 residual branches per layer)
             if name.endswith("c_proj.weight"):
                 nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * cfg.n_layer))
-            if name.endswith("attn.w2"):  # Synthesizer logits start near uniform attention
-                nn.init.uniform_(p, -0.001, 0.001)
 
     def _init_weights(self, module):
         if isinstance(module, nn.Linear):
@@ -327,7 +329,7 @@ class GPT(nn.Module):
         """Parameter count; by default without the position table, as nanoGPT counts (and the
         FLOPs below): the token embedding stays, since tied it is also the LM head and does work."""
         n = sum(p.numel() for p in self.parameters())
-        if non_embedding and "wpe" in self.transformer:
+        if non_embedding and not self.config.use_rope:
             n -= self.transformer.wpe.weight.numel()
         return n
 
@@ -362,19 +364,6 @@ class GPT(nn.Module):
             return logits, None
         loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.view(-1), ignore_index=ignore_index)
         return logits, loss
-
-    def crop_block_size(self, block_size):
-        """Shorten the context (e.g. to finetune GPT-2's 1024 at 256): cut the position table."""
-        assert block_size <= self.config.block_size
-        self.config.block_size = block_size
-        if "wpe" in self.transformer:
-            self.transformer.wpe.weight = nn.Parameter(self.transformer.wpe.weight[:block_size])
-        if self.config.use_rope:
-            self.rope_cos, self.rope_sin = self.rope_cos[:block_size], self.rope_sin[:block_size]
-        for block in self.transformer.h:
-            if isinstance(block.attn, SynthesizerAttention):
-                block.attn.w2 = nn.Parameter(block.attn.w2[:, :block_size])
-                block.attn.b2 = nn.Parameter(block.attn.b2[:block_size])
 
     def configure_optimizers(self, weight_decay, learning_rate, betas, device_type, optimizer="adamw", muon_lr=0.02):
         """A list of torch.optim optimizers that together update every parameter once. Weight
@@ -432,9 +421,10 @@ class GPT(nn.Module):
         keep = max(1, block // 2)
         cache = KVCache(self.config.n_layer, block) if use_cache else None
         n = min(idx.size(1), block)  # tokens in the current window
-        logits, _ = self(idx[:, -n:], cache=cache)
+        feed = idx[:, -n:]  # what the next forward reads: the whole window, or with a cache the newest token
         done = torch.zeros(idx.size(0), dtype=torch.bool, device=idx.device)
         for _ in range(max_new_tokens):
+            logits, _ = self(feed, cache=cache)  # (B, T, V)
             nxt = sample_next(logits[:, -1, :], temperature, top_k, top_p, generator)  # (B, 1)
             if eos_token is not None:
                 nxt[done] = eos_token  # finished rows keep emitting end-of-text
@@ -442,18 +432,15 @@ class GPT(nn.Module):
             yield nxt
             if done.all():
                 return
-            idx = torch.cat((idx, nxt), dim=1)
-            if n == block:  # no room for nxt: slide the window
+            idx = torch.cat((idx, nxt), dim=1)  # (B, T + 1)
+            if n == block:  # no room for nxt: slide the window and prefill it afresh
                 n = keep
                 if cache is not None:
                     cache.reset()
-                logits, _ = self(idx[:, -n:], cache=cache)
-            elif cache is not None:
-                n += 1
-                logits, _ = self(nxt, cache=cache)
+                feed = idx[:, -n:]
             else:
                 n += 1
-                logits, _ = self(idx[:, -n:])
+                feed = nxt if cache is not None else idx[:, -n:]
 
     @torch.no_grad()
     def generate(self, idx, max_new_tokens, **kwargs):
@@ -483,7 +470,7 @@ def sample_next(logits, temperature=1.0, top_k=None, top_p=None, generator=None)
 
 
 # ---------------------------------------------------------- Hugging Face GPT-2 weights
-# Callers import transformers themselves (train.load_pretrained, export.py); these
+# Callers import transformers themselves (checkpoint.load_pretrained, export.py); these
 # functions only rename and transpose tensors, so model.py still needs only torch.
 
 # Hugging Face's GPT-2 stores these four matrices as Conv1D, (in, out): nn.Linear's transpose

@@ -18,10 +18,11 @@ import sys
 
 import torch
 
+from checkpoint import GPT2_NAMES, load_pretrained, load_run
 from configurator import configure
 from data.common import GPT2_BPE, Tokenizer, find_meta
+from device import autocast_context, resolve_device, resolve_dtype
 from model import GPT, GPTConfig
-from train import GPT2_NAMES, autocast_context, load_pretrained, load_run, resolve_device, resolve_dtype
 
 # ----------------------------------------------------------------------------- config
 init_from = "resume"  # 'resume' (out_dir/ckpt.pt), 'gpt2', 'gpt2-medium', 'gpt2-large', 'gpt2-xl', or 'hf:PATH'
@@ -43,7 +44,7 @@ data_dir = ""  # where the tokenizer's meta.json (or nanoGPT's meta.pkl) is, if 
 
 
 def load_model():
-    """(model on the CPU, tokenizer meta) for init_from."""
+    """(model on the CPU, Tokenizer) for init_from."""
     if init_from == "resume":
         return load_run(out_dir, data_dir)
     if init_from not in GPT2_NAMES and not init_from.startswith("hf:"):
@@ -52,21 +53,21 @@ def load_model():
     model = GPT(GPTConfig(**model_args))
     model.load_state_dict(weights)
     if init_from in GPT2_NAMES:
-        return model, {"tokenizer": GPT2_BPE}
-    return model, find_meta([data_dir, init_from[3:]], model_args["vocab_size"])
+        return model, Tokenizer(GPT2_BPE)
+    meta, folder = find_meta([data_dir, init_from[3:]], model_args["vocab_size"])
+    return model, Tokenizer.from_meta(meta, folder)
 
 
 def main():
     device_ = resolve_device(device)
     dtype_ = resolve_dtype(dtype, device_)
     try:
-        model, meta = load_model()
+        model, tok = load_model()
     except (OSError, RuntimeError, ValueError) as e:
         sys.exit(f"error: {e}")
     model = model.to(device_).eval()
     if compile:
         model.forward = torch.compile(model.forward, dynamic=True)  # stream() calls self(...): compile that
-    tok = Tokenizer.from_meta(meta)
 
     prompt = start
     if prompt.startswith("FILE:"):

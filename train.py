@@ -11,28 +11,30 @@ Many GPUs (DDP), on one node or several:
         --nproc_per_node=8 train.py config/train_gpt2.py     # and node_rank=1 on the other
 
 Every global in the config section is a key: set it in a config file or as --key=value
-(python train.py --help lists them). The helpers below the config are importable; the
-loop runs only under `if __name__ == "__main__"`.
+(python train.py --help lists them). The loop runs only under `if __name__ == "__main__"`;
+what it calls lives in modules of its own: checkpoint.py (saving, loading, --init_from),
+data/loader.py (batches, estimate_loss), device.py (device, dtype, peak FLOPS) and optim.py
+(the learning-rate schedule and the optimizer step).
 """
 
-import importlib
 import json
 import math
 import os
 import random
-import shutil
 import signal
-import subprocess
 import sys
 import time
-from contextlib import nullcontext
 from dataclasses import fields
 
 import numpy as np
 import torch
 
-from data.common import dataset_dir, find_meta, load_meta, open_tokens
+from checkpoint import load_checkpoint, run_info, rng_state, save_checkpoint, set_rng_state, start_from
+from data.common import dataset_dir, load_meta
+from data.loader import estimate_loss, open_batches
+from device import autocast_context, bf16_warning, cpu_has_bf16, lookup_peak_flops, resolve_device, resolve_dtype
 from model import GPT, GPTConfig
+from optim import apply_lr, get_lr, load_optimizer_states, optimizer_step, remember_initial_lr, scaling_law_lr
 
 # ----------------------------------------------------------------------------- config
 # I/O
@@ -79,7 +81,7 @@ min_lr = 6e-5  # usually learning_rate / 10 (Chinchilla)
 # system
 backend = "auto"  # DDP backend: 'auto' is nccl on CUDA, gloo on CPU
 device = "auto"  # 'auto' (cuda, then mps, then cpu), 'cpu', 'cuda', 'cuda:1', 'mps'
-dtype = "auto"  # 'auto' (bf16 where supported, else fp16 on CUDA; fp32 on CPU), 'float32', 'bfloat16', 'float16'
+dtype = "auto"  # 'auto' (CUDA: bf16 where supported, else fp16; CPU: bf16 only with bf16 units, else fp32), 'float32', 'bfloat16', 'float16'
 compile = False  # torch.compile the model (PyTorch 2); slow to start, faster after
 peak_flops = 0.0  # device peak FLOP/s for MFU; 0 looks up known GPUs, else MFU is not shown
 seed = 1337
@@ -88,386 +90,6 @@ keep_last = 0  # besides ckpt.pt, keep this many earlier checkpoints as ckpt-<it
 # ------------------------------------------------------------------------------
 CONFIG_KEYS = [k for k, v in globals().items() if not k.startswith("_") and isinstance(v, (int, float, bool, str, tuple, type(None)))]
 AUTO_KEYS = ["learning_rate"]  # keys that also take the word 'auto' (a list, so not a key itself)
-
-
-# ------------------------------------------------------------------------ helpers
-
-def resolve_device(device):
-    if device != "auto":
-        return device
-    if torch.cuda.is_available():
-        return "cuda"
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
-
-
-def resolve_dtype(dtype, device):
-    if dtype != "auto":
-        return dtype
-    if device.startswith("cuda"):
-        return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
-    return "float32"  # CPU bf16 autocast helps only where the CPU has bf16 units; ask for it
-
-
-def cpu_has_bf16():
-    """True where the CPU multiplies bf16 in hardware (AMX or AVX512-BF16: Intel Sapphire Rapids and
-    later, AMD Zen 4 and later). Elsewhere torch emulates bf16 and autocast is far slower than fp32:
-    the birthplace model's step took ~100 s in bf16 against ~2 s in fp32 on an AVX2-only AMD EPYC.
-    Config files may use it: dtype = "bfloat16" if cpu_has_bf16() else "float32"."""
-    probes = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")  # torch.cpu's, private but long-lived
-    return any(getattr(torch.cpu, name, lambda: False)() for name in probes)
-
-
-def bf16_warning(dtype, optimizer, has_bf16):
-    """The line to print on a CPU without bf16 units when the run would use bf16 anyway (or None)."""
-    if has_bf16:
-        return None
-    if dtype == "bfloat16":
-        return ("warning: this CPU has no bf16 units (AMX or AVX512-BF16), so torch emulates bf16 autocast, "
-                "many times slower than fp32; use --dtype=float32")
-    if optimizer == "muon":
-        return ("warning: this CPU has no bf16 units (AMX or AVX512-BF16), and torch's Muon orthogonalises in "
-                "bf16: emulated, that can cost more than the rest of the step; --optimizer=adamw may be faster")
-    return None
-
-
-def autocast_context(device, dtype):
-    """Mixed precision for the forward pass; a no-op in fp32."""
-    if dtype == "float32":
-        return nullcontext()
-    ptdtype = {"bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
-    return torch.autocast(device_type=device.split(":")[0], dtype=ptdtype)
-
-
-# known dense bf16 peaks (FLOP/s); anything else: pass --peak_flops
-PEAK_FLOPS = {"A100": 312e12, "H100": 989e12, "H200": 989e12, "A10": 125e12, "L4": 121e12,
-              "4090": 165e12, "3090": 71e12, "V100": 125e12, "T4": 65e12}
-
-
-def lookup_peak_flops(device):
-    if not device.startswith("cuda"):
-        return 0.0
-    name = torch.cuda.get_device_name(device)
-    return next((v for k, v in PEAK_FLOPS.items() if k in name), 0.0)
-
-
-def scaling_law_lr(n_params):
-    """The learning rate Kaplan et al. (2020, appendix D.6) fit to their best runs, from N, the
-    parameters outside the embeddings (model.num_body_params()). It is for Adam, at their batch size."""
-    return 0.003239 - 0.0001395 * math.log(n_params)
-
-
-def get_lr(it, learning_rate, min_lr, warmup_iters, lr_decay_iters, use_warmup=True, use_cosine=True):
-    """Learning rate at iteration it: linear warmup, learning_rate*(it+1)/(warmup_iters+1) (never
-    0), then cosine down to min_lr at lr_decay_iters, then flat."""
-    if use_warmup and it < warmup_iters:
-        return learning_rate * (it + 1) / (warmup_iters + 1)
-    if not use_cosine:
-        return learning_rate
-    if it >= lr_decay_iters:
-        return min_lr
-    start = warmup_iters if use_warmup else 0
-    ratio = (it - start) / max(1, lr_decay_iters - start)  # 0 -> 1
-    coeff = 0.5 * (1.0 + math.cos(math.pi * ratio))  # 1 -> 0
-    return min_lr + coeff * (learning_rate - min_lr)
-
-
-def draw_batch_starts(rng, n_tokens, block_size, n_rows, batch_size):
-    """(n_rows, batch_size) random window starts. Every rank draws the same array from the
-    same generator and takes its own rows, so 2 ranks with k micro-steps read exactly what
-    1 rank with 2k micro-steps reads."""
-    if n_tokens <= block_size:
-        raise ValueError(f"the split holds {n_tokens} tokens, not more than block_size={block_size}; "
-                         f"lower --block_size or prepare more data")
-    return rng.integers(0, n_tokens - block_size, size=(n_rows, batch_size))
-
-
-def get_batch(data, starts, block_size, device):
-    """data: 1-D token ids (memmap); starts: (B,) -> x, y (B, T) int64, y is x shifted by one."""
-    x = torch.from_numpy(np.stack([data[i:i + block_size].astype(np.int64) for i in starts]))
-    y = torch.from_numpy(np.stack([data[i + 1:i + 1 + block_size].astype(np.int64) for i in starts]))
-    if device.startswith("cuda"):  # pinned memory lets the copy overlap with compute
-        return x.pin_memory().to(device, non_blocking=True), y.pin_memory().to(device, non_blocking=True)
-    return x.to(device), y.to(device)
-
-
-def trim_ignored(x, y, ignore_index=-1):
-    """x, y (B, T) -> (B, T') without the trailing columns whose targets are all ignored
-    (padding). Exact: attention is causal, so earlier positions never see the cut ones,
-    and ignored targets add nothing to the loss."""
-    used = np.flatnonzero((y != ignore_index).any(axis=0))
-    t = int(used[-1]) + 1 if len(used) else 1
-    return x[:, :t], y[:, :t]
-
-
-class TokenWindows:
-    """The default batches: random block_size windows of a split's token stream."""
-
-    def __init__(self, tokens, block_size, device):
-        self.tokens, self.block_size, self.device = tokens, block_size, device
-
-    def __len__(self):
-        return len(self.tokens)
-
-    def draw(self, rng, n_rows, batch_size):
-        return draw_batch_starts(rng, len(self.tokens), self.block_size, n_rows, batch_size)
-
-    def get(self, starts):
-        return get_batch(self.tokens, starts, self.block_size, self.device)
-
-
-class Examples:
-    """Batches of whole examples built by the dataset's own module (meta.json "batch_module";
-    span corruption, for one, must corrupt afresh at every draw): source.examples(seeds) gives
-    one (x, y) pair per seed. Every example gets a seed
-    from the run's batch generator, so a resume repeats them and DDP ranks take distinct rows."""
-
-    def __init__(self, source, n_tokens, device):
-        self.source, self.n_tokens, self.device = source, n_tokens, device
-
-    def __len__(self):
-        return self.n_tokens
-
-    def draw(self, rng, n_rows, batch_size):
-        return rng.integers(0, 2**63 - 1, size=(n_rows, batch_size))
-
-    def get(self, seeds):
-        x, y = zip(*self.source.examples(seeds))
-        x, y = trim_ignored(np.stack(x), np.stack(y))  # (B, T) each, T <= block_size
-        x, y = torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(np.ascontiguousarray(y))
-        return x.to(self.device), y.to(self.device)
-
-
-def open_batches(data_dir, split, meta, block_size, device, length_bands=1):
-    """The batch source of one split, chosen once: draw(rng, n_rows, batch_size) -> rows,
-    get(row) -> X, Y. Raises ValueError when the split cannot fill a block."""
-    tokens = open_tokens(data_dir, split, meta)
-    if "batch_module" in meta:
-        module = importlib.import_module(meta["batch_module"])
-        return Examples(module.load_split(data_dir, split, meta, block_size, length_bands), len(tokens),
-                        device)
-    if len(tokens) <= block_size:
-        raise ValueError(f"the {split} split of {data_dir} has {len(tokens)} tokens, not more than "
-                         f"block_size={block_size}; lower --block_size")
-    return TokenWindows(tokens, block_size, device)
-
-
-def optimizer_step(optimizers, scaler, model, grad_clip):
-    """Clip the global gradient norm to grad_clip (0: no clipping), step every optimizer (a
-    GradScaler skips the step when fp16 gradients overflowed), then clear the gradients."""
-    if grad_clip != 0.0:
-        for opt in optimizers:
-            scaler.unscale_(opt)  # clip the true gradients, not the loss-scaled ones
-        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-    for opt in optimizers:
-        scaler.step(opt)
-    scaler.update()
-    for opt in optimizers:
-        opt.zero_grad(set_to_none=True)
-
-
-@torch.no_grad()
-def estimate_loss(model, splits, eval_iters, batch_size, ctx, seed=0):
-    """Mean loss per split (name -> batch source) over eval_iters batches. The batches are the
-    same at every call (fixed seed), so evaluations along a run, and across runs, compare like
-    with like."""
-    out = {}
-    model.eval()
-    for split, batches in splits.items():
-        rows = batches.draw(np.random.default_rng(seed), eval_iters, batch_size)
-        losses = torch.zeros(eval_iters)
-        for k in range(eval_iters):
-            X, Y = batches.get(rows[k])
-            with ctx:
-                _, loss = model(X, Y)
-            losses[k] = loss.item()
-        out[split] = losses.mean().item()
-    model.train()
-    return out
-
-
-def rng_state():
-    """Every random state that drives a run, to make a resume continue it exactly."""
-    name, keys, pos, has_gauss, gauss = np.random.get_state()  # numpy arrays do not pass weights_only
-    state = {"python": random.getstate(), "numpy": (name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss),
-             "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state):
-    random.setstate(state["python"])
-    name, keys, pos, has_gauss, gauss = state["numpy"]
-    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def save_checkpoint(ckpt, path, keep_last=0):
-    """Write atomically: a temp file in the same folder, flushed to disk, then renamed over
-    the old one. A crash at any moment leaves either the old or the new checkpoint whole.
-    With keep_last > 0 the newest keep_last saves also stay as ckpt-<iter>.pt beside it."""
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        torch.save(ckpt, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    if keep_last > 0:
-        folder = os.path.dirname(path) or "."
-        kept = os.path.join(folder, f"ckpt-{ckpt['iter_num']:08d}.pt")
-        if os.path.exists(kept):
-            os.remove(kept)
-        try:
-            os.link(path, kept)  # a second name for the same bytes: no copy
-        except OSError:
-            shutil.copyfile(path, kept)  # filesystems without hard links
-        old = sorted(f for f in os.listdir(folder) if f.startswith("ckpt-") and f.endswith(".pt"))
-        for f in old[:-keep_last]:
-            os.remove(os.path.join(folder, f))
-
-
-def load_checkpoint(path, device="cpu"):
-    """torch.load with weights_only=True (no arbitrary unpickling), and a one-line error
-    that names the file when it is missing, truncated or not a checkpoint."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"no checkpoint at {path}; train one first (python train.py ...) or fix --out_dir")
-    try:
-        ckpt = torch.load(path, map_location=device, weights_only=True)
-    except Exception as e:
-        first = (str(e).splitlines() or [""])[0].split(". ")[0]  # torch's first sentence; the rest is advice
-        why = f"{type(e).__name__}: {first}" if first else type(e).__name__
-        raise RuntimeError(f"cannot read checkpoint {path} ({why}); "
-                           f"the file is damaged or not a checkpoint (a .tmp beside it is an unfinished save)")
-    if not isinstance(ckpt, dict) or "model" not in ckpt or "model_args" not in ckpt:
-        raise RuntimeError(f"{path} is not a gptlab/nanoGPT checkpoint (no 'model' and 'model_args' entries)")
-    ckpt = upgrade_nanogpt_checkpoint(ckpt)
-    if isinstance(ckpt.get("optimizer"), dict):  # from before optimizer choice: one AdamW's state
-        ckpt["optimizer"] = [ckpt["optimizer"]]
-    return ckpt
-
-
-def model_from_checkpoint(ckpt):
-    """Rebuild the GPT a checkpoint was saved from, with its weights. A flag newer than the
-    checkpoint takes GPTConfig's default, which is what every model was before the flag."""
-    known = {f.name for f in fields(GPTConfig)}
-    model = GPT(GPTConfig(**{k: v for k, v in ckpt["model_args"].items() if k in known}))
-    model.load_state_dict(ckpt["model"])
-    return model
-
-
-def load_run(out_dir, data_dir=""):
-    """(model on the CPU, tokenizer meta) of the run in out_dir: its ckpt.pt, and the meta.json
-    in data_dir if given, else in out_dir or the folder of the dataset the run trained on."""
-    ckpt = load_checkpoint(os.path.join(out_dir, "ckpt.pt"), "cpu")
-    cfg = ckpt.get("config", {})
-    folders = [data_dir] if data_dir else [out_dir, dataset_dir(cfg.get("dataset", ""), cfg.get("data_dir", ""))]
-    return model_from_checkpoint(ckpt), find_meta(folders, ckpt["model_args"]["vocab_size"])
-
-
-GPT2_NAMES = ("gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl")  # OpenAI's 124M, 350M, 774M, 1558M
-NANOGPT_MODEL_ARGS = {"n_layer", "n_head", "n_embd", "block_size", "bias", "vocab_size", "dropout"}
-
-
-def load_pretrained(init_from, dropout=0.0, block_size=None):
-    """OpenAI's GPT-2 (init_from in GPT2_NAMES: the Hugging Face Hub, or its local cache)
-    or a local Hugging Face GPT-2 folder ('hf:PATH'), as (model_args, state_dict) for our GPT.
-    dropout is the caller's (0 to evaluate, 0.1 to finetune); a block_size below the
-    checkpoint's keeps the first block_size rows of the position table."""
-    import socket
-    from urllib.parse import urlparse
-
-    from transformers import GPT2LMHeadModel  # imported here: only these callers need transformers
-    from model import gpt2_config_from_hf, gpt2_state_dict_from_hf
-
-    if init_from.startswith("hf:"):
-        path = init_from[3:]
-        if not os.path.isfile(os.path.join(path, "config.json")):
-            raise FileNotFoundError(f"--init_from={init_from}: {path} is not a Hugging Face model folder (no config.json)")
-        with open(os.path.join(path, "config.json")) as f:
-            model_type = json.load(f).get("model_type")
-        if model_type != "gpt2":
-            raise ValueError(f"--init_from={init_from} holds a {model_type!r} model; gptlab reads GPT-2 ('gpt2') folders")
-        hf = GPT2LMHeadModel.from_pretrained(path, local_files_only=True, dtype=torch.float32)
-    elif init_from in GPT2_NAMES:
-        hint = (f"without a network, download it where there is one (hf download {init_from}), "
-                f"copy the folder here and use --init_from=hf:PATH")
-        try:  # the local cache first: no network, no retries
-            hf = GPT2LMHeadModel.from_pretrained(init_from, local_files_only=True, dtype=torch.float32)
-        except OSError:
-            host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname
-            try:  # fail in a moment, not after a minute of retries, when the Hub is out of reach
-                if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", ""):
-                    raise OSError("HF_HUB_OFFLINE is set")
-                socket.create_connection((host, 443), timeout=5).close()
-                hf = GPT2LMHeadModel.from_pretrained(init_from, dtype=torch.float32)
-            except OSError as e:
-                raise OSError(f"cannot load {init_from!r}: it is not in the Hugging Face cache and {host} is "
-                              f"out of reach ({str(e).splitlines()[0]}); {hint}") from None
-    else:
-        raise ValueError(f"unknown --init_from={init_from!r}; use 'scratch', 'resume', "
-                         f"{', '.join(repr(n) for n in GPT2_NAMES)} or 'hf:PATH'")
-    args = gpt2_config_from_hf(hf.config.to_dict())
-    sd = gpt2_state_dict_from_hf(hf.state_dict())
-    if block_size and block_size != args["block_size"]:
-        if block_size > args["block_size"]:
-            raise ValueError(f"{init_from} has learned {args['block_size']} positions; "
-                             f"--block_size={block_size} must be at most that")
-        args["block_size"] = block_size
-        sd["transformer.wpe.weight"] = sd["transformer.wpe.weight"][:block_size]  # crop the position table
-    model_args = {f.name: f.default for f in fields(GPTConfig)}
-    model_args.update(args, dropout=dropout)
-    return model_args, sd
-
-
-def upgrade_nanogpt_checkpoint(ckpt):
-    """A checkpoint written by nanoGPT, made to load as ours (changed in place, returned).
-    nanoGPT's model_args hold exactly NANOGPT_MODEL_ARGS: our newer flags take their defaults,
-    which are GPT-2's, as in nanoGPT. Its compiled runs prefix weight names with '_orig_mod.';
-    old runs saved the causal mask as attn.bias; best_val_loss may be a 0-d tensor. And its
-    optimizer lists the position table right after the token embedding, where our GPT
-    registers it after the blocks, so the optimizer state is renumbered by parameter name."""
-    if set(ckpt["model_args"]) != NANOGPT_MODEL_ARGS:
-        return ckpt  # ours
-    sd = {k.removeprefix("_orig_mod."): v for k, v in ckpt["model"].items()}
-    ckpt["model"] = {k: v for k, v in sd.items() if not k.endswith(".attn.bias")}
-    ckpt["model_args"] = {**{f.name: f.default for f in fields(GPTConfig)}, **ckpt["model_args"]}
-    ckpt["best_val_loss"] = float(ckpt.get("best_val_loss", float("inf")))
-    if "optimizer" in ckpt:
-        with torch.device("meta"):  # only the parameter names and their order; no memory
-            ours = [n for n, _ in GPT(GPTConfig(**ckpt["model_args"])).named_parameters()]
-        if sorted(ckpt["model"]) != sorted(ours + ["lm_head.weight"]):  # nanoGPT ties lm_head to wte
-            raise RuntimeError("this nanoGPT checkpoint's weights do not match gptlab's GPT of the same "
-                               "model_args; was nanoGPT's model.py changed?")
-        # nanoGPT's order: wte, wpe, the blocks, ln_f. Ours: wte, the blocks, ln_f, wpe.
-        theirs = ["transformer.wte.weight", "transformer.wpe.weight"] + \
-            [n for n in ours if n not in ("transformer.wte.weight", "transformer.wpe.weight")]
-
-        def grouped(names):  # the optimizer's flat numbering: decayed matrices first, then the rest
-            return [n for n in names if ckpt["model"][n].dim() >= 2] + [n for n in names if ckpt["model"][n].dim() < 2]
-
-        new_index = {n: i for i, n in enumerate(grouped(ours))}
-        old = grouped(theirs)
-        opt = ckpt["optimizer"]
-        opt["state"] = {new_index[old[i]]: s for i, s in opt["state"].items()}
-        n_decay = sum(ckpt["model"][n].dim() >= 2 for n in ours)
-        opt["param_groups"][0]["params"] = list(range(n_decay))
-        opt["param_groups"][1]["params"] = list(range(n_decay, len(ours)))
-    return ckpt
-
-
-def run_info():
-    """Versions and the git commit, recorded beside every run."""
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                                cwd=os.path.dirname(os.path.abspath(__file__)), timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        commit = ""
-    return {"git_commit": commit or None, "torch": torch.__version__, "cuda": torch.version.cuda,
-            "numpy": np.__version__, "python": sys.version.split()[0], "argv": sys.argv}
 
 
 # --------------------------------------------------------------------------- main
@@ -543,57 +165,16 @@ if __name__ == "__main__":
     except ValueError as e:
         sys.exit(f"error: {e}")
 
-    # ---- model
-    model_args = {f.name: globals()[f.name] for f in fields(GPTConfig)}
-    iter_num, best_val_loss, ckpt = 0, float("inf"), None
-    elapsed = 0.0  # seconds of training before this process (a resumed run goes on counting)
+    # ---- model: from scratch, resumed, or from other weights (checkpoint.start_from)
+    try:
+        model_args, ckpt = start_from(init_from, {f.name: globals()[f.name] for f in fields(GPTConfig)},
+                                      chosen, meta, ddir, resume_ckpt)
+    except ValueError as e:
+        sys.exit(f"error: {e}")
+    iter_num, best_val_loss, elapsed = 0, float("inf"), 0.0  # elapsed: seconds of training before this process
+    if init_from == "resume":
+        iter_num, best_val_loss, elapsed = ckpt["iter_num"], ckpt["best_val_loss"], ckpt.get("elapsed_s", 0.0)
     ckpt_path = os.path.join(out_dir, "ckpt.pt")
-    if init_from == "scratch":
-        model_args["vocab_size"] = vocab_size or meta["vocab_size"]
-        if model_args["vocab_size"] < meta["vocab_size"]:
-            sys.exit(f"error: --vocab_size={vocab_size} is smaller than the dataset's {meta['vocab_size']}")
-    elif init_from == "resume" or init_from.startswith("ckpt:"):  # ckpt:PATH: another run's weights, to finetune
-        ckpt = resume_ckpt
-        if init_from != "resume":
-            path = init_from[len("ckpt:"):]
-            try:
-                ckpt = load_checkpoint(os.path.join(path, "ckpt.pt") if os.path.isdir(path) else path, device)
-            except (FileNotFoundError, RuntimeError) as e:
-                sys.exit(f"error: {e}")
-        # a flag newer than the checkpoint takes GPTConfig's default: the model as it was saved
-        saved_args = {**{f.name: f.default for f in fields(GPTConfig)}, **ckpt["model_args"]}
-        clash = [f"{k}={chosen[k]!r} (checkpoint: {v!r})" for k, v in saved_args.items()
-                 if k in chosen and k != "dropout" and chosen[k] != v]
-        if clash:
-            sys.exit(f"error: cannot {'resume' if init_from == 'resume' else 'finetune'} with a different model: {', '.join(clash)}; drop these "
-                     f"overrides or start a new --out_dir")
-        model_args.update(saved_args)
-        model_args["dropout"] = dropout
-        if init_from == "resume":
-            iter_num, best_val_loss, elapsed = ckpt["iter_num"], ckpt["best_val_loss"], ckpt.get("elapsed_s", 0.0)
-        else:
-            ckpt = {"model": ckpt["model"]}  # weights only: a fresh optimizer, iteration count and random states
-    elif init_from in GPT2_NAMES or init_from.startswith("hf:"):  # OpenAI's GPT-2 or a local Hugging Face GPT-2
-        fixed = [f"--{k}" for k in chosen if k in model_args and k not in ("dropout", "block_size", "attn_impl")]
-        if fixed:
-            sys.exit(f"error: --init_from={init_from} brings its own architecture; drop {', '.join(fixed)}")
-        tok = meta["tokenizer"]
-        if init_from in GPT2_NAMES and (tok.get("kind"), tok.get("name")) not in (("tiktoken", "gpt2"),
-                                                                                  ("tiktoken", "r50k_base")):
-            sys.exit(f"error: {init_from} reads GPT-2 BPE tokens but {ddir} holds {tok.get('kind')} tokens; "
-                     f"use a GPT-2-tokenized dataset, e.g. --dataset=shakespeare (python data/shakespeare/prepare.py)")
-        try:
-            model_args, weights = load_pretrained(init_from, dropout, block_size)
-        except (OSError, ValueError) as e:
-            sys.exit(f"error: {e}")
-        model_args["attn_impl"] = attn_impl
-        if meta["vocab_size"] > model_args["vocab_size"]:
-            sys.exit(f"error: {ddir} has {meta['vocab_size']} token ids but {init_from} knows "
-                     f"{model_args['vocab_size']}; prepare the data with the model's tokenizer")
-        ckpt = {"model": weights}  # weights only, as for ckpt:PATH
-    else:
-        sys.exit(f"error: unknown --init_from={init_from!r}; use 'scratch', 'resume', 'ckpt:PATH', "
-                 f"{', '.join(repr(n) for n in GPT2_NAMES)} or 'hf:PATH'")
     try:
         gptconf = GPTConfig(**model_args)
     except ValueError as e:
@@ -612,9 +193,9 @@ if __name__ == "__main__":
                                                 optimizer, muon_lr)  # a list: Muon comes with an AdamW
     except ValueError as e:
         sys.exit(f"error: {e}")
+    remember_initial_lr(optimizers)  # each group follows the schedule from its own peak (Muon's: muon_lr)
     if init_from == "resume":
-        for opt, state in zip(optimizers, ckpt["optimizer"], strict=True):
-            opt.load_state_dict(state)
+        load_optimizer_states(optimizers, ckpt["optimizer"])
         if "scaler" in ckpt:
             scaler.load_state_dict(ckpt["scaler"])
         if "rng" in ckpt:
@@ -700,11 +281,6 @@ if __name__ == "__main__":
         dist.all_reduce(flag, op=dist.ReduceOp.MAX)
         return flag.item() > 0
 
-    def lr_at(it):
-        if not decay_lr:
-            return learning_rate
-        return get_lr(it, learning_rate, min_lr, warmup_iters, lr_decay_iters, use_warmup, use_cosine)
-
     # ---- the loop
     raw_model.train()
     loss_sum = torch.zeros((), device=device)  # this step's loss, summed over micro-steps
@@ -713,10 +289,8 @@ if __name__ == "__main__":
     t_start = time.time() - elapsed  # the run's clock: the log's elapsed_s, going on across resumes
     t0 = time.time()
     while True:
-        lr = lr_at(iter_num)
-        for opt in optimizers:  # Muon's peak rate is muon_lr: the schedule scales it as it scales learning_rate
-            for group in opt.param_groups:
-                group["lr"] = lr * muon_lr / learning_rate if isinstance(opt, torch.optim.Muon) else lr
+        lr = get_lr(iter_num, learning_rate, min_lr, warmup_iters, lr_decay_iters, use_warmup, use_cosine, decay_lr)
+        apply_lr(optimizers, lr, learning_rate)
 
         # evaluate, log, checkpoint
         if iter_num % eval_interval == 0 or iter_num >= max_iters or eval_only:

@@ -1,6 +1,6 @@
 # The ablation on a CPU: character-level Shakespeare, a 0.8M-parameter GPT, 2,500 steps.
 # 76 ms (baseline) to 119 ms (SwiGLU+RoPE+RMSNorm) a step on 2 cores (bench.py); the 7 runs
-# took 40 minutes in all on a shared 2-core machine (README.md, Ablations).
+# took 40 minutes in all on a 2-core machine (docs/results.md).
 #   python data/shakespeare_char/prepare.py
 #   python ablate.py config/ablate_shakespeare_char.py            # add --seeds=3 for the noise
 # ablate.py sets the five ablation flags itself (use_swiglu, use_rope, use_rmsnorm,

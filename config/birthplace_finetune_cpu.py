@@ -1,20 +1,18 @@
 # The knowledge probe's finetuning on a CPU: the course's 10 epochs in batches of 64 instead of
 # 256 (four times the updates for the same compute), at lr 1e-4 instead of 6e-4 (at 6e-4 the
 # finetune learns its 2,000 questions by heart and overwrites what pretraining stored: 15/500 on
-# dev against 21/500 at 1e-4, from the same pretrained model; see README).
+# dev against 21/500 at 1e-4, from the same pretrained model; see docs/birthplace.md).
 #   python train.py config/birthplace_finetune_cpu.py                  # from out-birthplace-pretrain-cpu
 #   python train.py config/birthplace_finetune_cpu.py --init_from=ckpt:out-birthplace-pretrain-cpu/ckpt-00003680.pt
 #   python train.py config/birthplace_finetune_cpu.py --init_from=scratch --max_iters=640 --lr_decay_iters=640 --learning_rate=6e-4 --min_lr=6e-5 --out_dir=out-birthplace-scratch-cpu
 # Questions of like length are batched together (4 bands of 500), which cuts the padding.
-
-from train import cpu_has_bf16
 
 exec(open("config/birthplace_finetune.py").read())
 
 out_dir = "out-birthplace-finetune-cpu"
 init_from = "ckpt:out-birthplace-pretrain-cpu"
 device = "cpu"
-dtype = "bfloat16" if cpu_has_bf16() else "float32"  # emulated bf16 is far slower than fp32
+dtype = "auto"  # bf16 where the CPU has bf16 units (AMX), else fp32: emulated bf16 is far slower
 compile = False
 dropout = 0.0  # as the CPU pretraining: with 0.1 the finetune val loss ended at 2.06, with 0.0 at 1.69
 length_bands = 4

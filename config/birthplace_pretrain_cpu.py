@@ -1,27 +1,25 @@
 # The knowledge probe's pretraining on a CPU (2 cores): the course's model, with 130 epochs of
 # span corruption instead of the course's 650: 100 minutes on 2 AVX2 cores in fp32, and then
-# 7.0% on dev after config/birthplace_finetune_cpu.py (London: 5.0%; see README).
+# 7.0% on dev after config/birthplace_finetune_cpu.py (London: 5.0%; see docs/birthplace.md).
 #   python train.py config/birthplace_pretrain_cpu.py
 #   python train.py config/birthplace_pretrain_cpu.py --init_from=resume     # continue a stopped run
 # What makes it fit: batches of 32 at lr 1e-3 instead of 128 at 6e-3 (four times the updates
 # for the same compute, and on this task far more learnt per second), rotary positions, every
 # batch cut to its longest example, examples of like length batched together (length_bands),
 # flushed denormals, and bf16 autocast where the CPU has bf16 units (AMX). Measured figures
-# (time per step, loss, dev accuracy after config/birthplace_finetune_cpu.py): see README.
-
-from train import cpu_has_bf16
+# (time per step, loss, dev accuracy after config/birthplace_finetune_cpu.py): see docs/birthplace.md.
 
 exec(open("config/birthplace_pretrain.py").read())
 
 out_dir = "out-birthplace-pretrain-cpu"
 device = "cpu"
-dtype = "bfloat16" if cpu_has_bf16() else "float32"  # emulated bf16 is far slower than fp32
+dtype = "auto"  # bf16 where the CPU has bf16 units (AMX), else fp32: emulated bf16 is far slower
 compile = False
 dropout = 0.0  # 130 epochs leave the model underfit, so dropout would only slow the memorising
 
 batch_size = 32
 length_bands = 8
-use_rope = True  # rotary positions: on this task a clear lead over the learned table (see README)
+use_rope = True  # rotary positions: on this task a clear lead over the learned table (see docs/birthplace.md)
 _epoch = -(-2937 // batch_size)  # 92 iterations
 max_iters = 130 * _epoch  # 11,960 iterations
 learning_rate = 1e-3

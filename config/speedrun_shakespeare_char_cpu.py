@@ -2,10 +2,9 @@
 # as fast as we could find. The run stops at the first evaluation under the target.
 #   python data/shakespeare_char/prepare.py && python train.py config/speedrun_shakespeare_char_cpu.py
 # Against the quickstart recipe (config/train_shakespeare_char_cpu.py, which needs 2,500 iterations
-# for 1.886) it takes 225 iterations; times and the search behind it are in README.md, "Faster to a
-# given loss". Two variants, chosen by the CPU: with bf16 units (AMX, AVX512-BF16) bf16 autocast
-# and Muon; without them (AVX2 only), where torch emulates bf16, fp32 and AdamW (500 iterations).
-from train import cpu_has_bf16
+# for 1.886) it takes about 500; times and the search behind it are in docs/results.md. This is
+# the variant for every CPU: fp32 and AdamW.
+# A CPU with bf16 units (AMX, AVX512-BF16) goes faster with config/speedrun_shakespeare_char_cpu_bf16.py.
 
 out_dir = "out-speedrun-shakespeare-char-cpu"
 target_val_loss = 1.886
@@ -16,8 +15,7 @@ always_save_checkpoint = False
 
 dataset = "shakespeare_char"
 device = "cpu"
-_bf16 = cpu_has_bf16()  # without bf16 units torch emulates bf16, many times slower than fp32
-dtype = "bfloat16" if _bf16 else "float32"  # AMX: the matmuls ran ~3x faster than fp32 at this size
+dtype = "float32"  # without bf16 units torch emulates bf16, many times slower than fp32
 compile = False  # compiling takes longer than the whole run
 gradient_accumulation_steps = 1
 batch_size = 32
@@ -31,17 +29,15 @@ n_embd = 128
 dropout = 0.0
 bias = False
 use_rope = True  # the ablation's largest gain in the first few hundred steps
-# bf16 with AMX: 74 ms a step against 142 with the fused attention, whose bf16 backward is slow
-attn_impl = "manual" if _bf16 else "sdpa"
+attn_impl = "sdpa"
 
-# Muon on the blocks' matrices: a 4-layer trial needed 300 steps instead of AdamW's 500. torch's Muon
-# orthogonalises in bf16, which without bf16 units cost 375 ms a step here (the rest of the step: 59 ms)
-optimizer = "muon" if _bf16 else "adamw"
-muon_lr = 0.05
-learning_rate = 4e-3  # AdamW, for the embedding (tied with the head) and the norm gains
+# AdamW: torch's Muon orthogonalises in bf16, which without bf16 units cost 375 ms a step here
+# (the rest of the step: 59 ms); the bf16 variant uses Muon
+optimizer = "adamw"
+learning_rate = 4e-3
 beta2 = 0.99
 weight_decay = 0.1
-max_iters = 300 if _bf16 else 600  # the cosine schedule's length; the target comes at 225 (AdamW: 500)
+max_iters = 600  # the cosine schedule's length; the target comes at about 500
 warmup_iters = 30
 lr_decay_iters = max_iters
 min_lr = 2e-4

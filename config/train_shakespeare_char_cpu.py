@@ -1,5 +1,5 @@
 # Character-level Shakespeare on a laptop CPU: the quickstart recipe.
-# About a minute per 1000 iterations on 2 cores; val loss 1.89 to 1.90 after 2000 (README, Results).
+# About a minute per 1000 iterations on 2 cores; val loss 1.89 to 1.90 after 2000 (docs/results.md).
 #   python data/shakespeare_char/prepare.py && python train.py config/train_shakespeare_char_cpu.py
 
 out_dir = "out-shakespeare-char-cpu"
@@ -10,6 +10,7 @@ always_save_checkpoint = False
 
 dataset = "shakespeare_char"
 device = "cpu"
+dtype = "float32"  # the same numbers on every CPU (bf16 units or not)
 compile = False  # try --compile=True: slower to start, faster per step
 gradient_accumulation_steps = 1
 batch_size = 12

@@ -11,8 +11,8 @@ The "tokenizer" entry is one of
     {"kind": "tiktoken", "name": "gpt2"}        any tiktoken encoding
     {"kind": "hf", "file": "tokenizer.json"}    a trained Hugging Face tokenizer, beside meta.json
 
-prepare.py scripts write through write_dataset(); train.py, sample.py and friends read
-through load_meta() and Tokenizer.
+prepare.py scripts write through write_dataset() or TokenWriter; train.py, sample.py and
+friends read through load_meta() and Tokenizer (batches: data/loader.py).
 """
 
 import hashlib
@@ -89,9 +89,7 @@ def load_meta(data_dir):
         raise FileNotFoundError(f"dataset '{rel}' is not prepared ({path} is missing); "
                                 f"run: python data/{name}/prepare.py")
     with open(path) as f:
-        meta = json.load(f)
-    meta["_dir"] = data_dir
-    return meta
+        return json.load(f)
 
 
 def load_nanogpt_meta_pkl(path):
@@ -115,26 +113,26 @@ def load_nanogpt_meta_pkl(path):
             sorted(itos) != list(range(n)) or not all(isinstance(c, str) and len(c) == 1 for c in itos.values()):
         raise ValueError(f"{path} is not a nanoGPT character vocabulary (vocab_size and itos of single characters)")
     chars = "".join(itos[i] for i in range(n))
-    return {"vocab_size": n, "dtype": dtype_for_vocab(n), "tokenizer": {"kind": "char", "chars": chars},
-            "_dir": os.path.dirname(os.path.abspath(path))}
+    return {"vocab_size": n, "dtype": dtype_for_vocab(n), "tokenizer": {"kind": "char", "chars": chars}}
 
 
 GPT2_BPE = {"kind": "tiktoken", "name": "gpt2"}
 
 
 def find_meta(folders, vocab_size):
-    """The tokenizer of a model, for sample.py and export.py: the first of folders holding a
-    meta.json (or nanoGPT's meta.pkl, or a Hugging Face tokenizer.json); else GPT-2's BPE for
-    a GPT-2-sized vocabulary, as nanoGPT assumes; else load_meta's error naming the dataset."""
+    """The tokenizer of a model, for sample.py and export.py, as (meta, the folder it is in): the
+    first of folders holding a meta.json (or nanoGPT's meta.pkl, or a Hugging Face tokenizer.json);
+    else GPT-2's BPE for a GPT-2-sized vocabulary, as nanoGPT assumes (folder None); else
+    load_meta's error naming the dataset."""
     for folder in filter(None, folders):
         if os.path.isfile(os.path.join(folder, "meta.json")):
-            return load_meta(folder)
+            return load_meta(folder), folder
         if os.path.isfile(os.path.join(folder, "meta.pkl")):
-            return load_nanogpt_meta_pkl(os.path.join(folder, "meta.pkl"))
+            return load_nanogpt_meta_pkl(os.path.join(folder, "meta.pkl")), folder
         if os.path.isfile(os.path.join(folder, "tokenizer.json")):
-            return {"vocab_size": vocab_size, "tokenizer": {"kind": "hf", "file": "tokenizer.json"}, "_dir": folder}
+            return {"vocab_size": vocab_size, "tokenizer": {"kind": "hf", "file": "tokenizer.json"}}, folder
     if vocab_size in (50257, 50304):  # 50304: GPT-2's 50257 padded for speed
-        return {"vocab_size": vocab_size, "tokenizer": GPT2_BPE}
+        return {"vocab_size": vocab_size, "tokenizer": GPT2_BPE}, None
     return load_meta(list(filter(None, folders))[-1])  # raises FileNotFoundError naming the prepare script
 
 
@@ -144,7 +142,10 @@ def open_tokens(data_dir, split, meta):
 
 
 class Tokenizer:
-    """encode(str) -> list[int] and decode(list[int]) -> str for any tokenizer kind of meta.json."""
+    """Every tokenizer kind of meta.json behind one interface: encode(str) -> list[int] (a prompt:
+    "<|endoftext|>" is the special token), decode(list[int]) -> str, encode_documents(texts,
+    dtype) for prepare scripts, vocab_size and eot. The kind is switched on here and nowhere else.
+    base_dir is the folder a Hugging Face tokenizer's file is in (the dataset's)."""
 
     def __init__(self, spec, base_dir="."):
         self.kind = spec["kind"]
@@ -164,8 +165,17 @@ class Tokenizer:
             raise ValueError(f"unknown tokenizer kind {self.kind!r} in meta.json")
 
     @classmethod
-    def from_meta(cls, meta):
-        return cls(meta["tokenizer"], meta.get("_dir", "."))
+    def from_meta(cls, meta, data_dir="."):
+        """The tokenizer of a dataset whose meta.json (meta) is in data_dir."""
+        return cls(meta["tokenizer"], data_dir or ".")
+
+    @property
+    def vocab_size(self):
+        if self.kind == "char":
+            return len(self.chars)
+        if self.kind == "tiktoken":
+            return self.enc.n_vocab
+        return self.enc.get_vocab_size(with_added_tokens=True)
 
     def encode(self, text):
         if self.kind == "char":
@@ -183,6 +193,26 @@ class Tokenizer:
         if self.kind == "char":
             return "".join(self.chars[i] for i in ids)
         return self.enc.decode(ids)
+
+    def encode_ordinary(self, texts):
+        """A list of texts -> one list of ids each, reading every text as ordinary text: a literal
+        "<|endoftext|>" inside one is just characters to tiktoken (the Hugging Face tokenizers
+        always match their special tokens)."""
+        if self.kind == "char":
+            return [self.encode(t) for t in texts]
+        if self.kind == "tiktoken":
+            return [self.enc.encode_ordinary(t) for t in texts]  # one thread: parallelism comes from processes
+        return [e.ids for e in self.enc.encode_batch(texts, add_special_tokens=False)]
+
+    def encode_documents(self, texts, dtype):
+        """Encode texts, each followed by the end-of-text token, into one array.
+        Returns (ids (N,) of dtype, tokens per document (D,) int64, end-of-text included)."""
+        flat, lens = [], []
+        for ids in self.encode_ordinary(texts):
+            flat += ids
+            flat.append(self.eot)
+            lens.append(len(ids) + 1)
+        return np.array(flat, dtype=dtype), np.array(lens, dtype=np.int64)
 
 
 def sha256_of(path):
@@ -274,30 +304,6 @@ def tokenizer_from_arg(name_or_file, out_dir):
         raise DataError(f"tokenizer {name_or_file} has no <|endoftext|> token to separate documents; "
                         f"train it with <|endoftext|> as a special token")
     return spec, tok
-
-
-def vocab_size_of(tok):
-    if tok.kind == "tiktoken":
-        return tok.enc.n_vocab
-    if tok.kind == "hf":
-        return tok.enc.get_vocab_size(with_added_tokens=True)
-    return len(tok.chars)
-
-
-def encode_documents(tok, texts, dtype):
-    """Encode texts, each followed by the end-of-text token, into one array.
-    Returns (ids (N,) of dtype, tokens per document (D,) int64, end-of-text included).
-    Documents are ordinary text: a literal "<|endoftext|>" inside one is just characters to
-    tiktoken (the Hugging Face tokenizers always match their special tokens)."""
-    if tok.kind == "tiktoken":
-        docs = [tok.enc.encode_ordinary(t) for t in texts]  # one thread: parallelism comes from processes
-    else:
-        docs = [e.ids for e in tok.enc.encode_batch(texts, add_special_tokens=False)]
-    flat = []
-    for ids in docs:
-        flat += ids
-        flat.append(tok.eot)
-    return np.array(flat, dtype=dtype), np.array([len(ids) + 1 for ids in docs], dtype=np.int64)
 
 
 SKIP_REASONS = ("invalid_utf8", "invalid_json", "missing_key", "not_string", "empty")

@@ -13,7 +13,8 @@ from data.birthplace.batches import MASK, PAD, QA, SpanCorruption, corrupt, qa_e
 from data.common import Tokenizer, load_meta
 from evaluate import accuracy, parse_answer, read_questions
 from model import GPT, GPTConfig
-from train import load_checkpoint, open_batches
+from checkpoint import load_checkpoint
+from data.loader import open_batches
 
 TINY = ["--device=cpu", "--n_layer=2", "--n_head=2", "--n_embd=32", "--block_size=128", "--batch_size=16",
         "--gradient_accumulation_steps=1", "--eval_iters=2", "--log_interval=5", "--compile=False", "--warmup_iters=2"]

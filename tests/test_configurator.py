@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from configurator import ConfigError, apply_overrides, help_text
+from configurator import ConfigError, apply_overrides, config_keys, help_text
 
 
 def defaults():
@@ -81,3 +81,36 @@ def test_repo_configs_load():
     for name in sorted(os.listdir(os.path.join(root, "config"))):
         g = {k: getattr(train, k) for k in train.CONFIG_KEYS}
         apply_overrides(g, [os.path.join(root, "config", name)])  # raises on any unknown key
+
+
+def test_unknown_keys_may_be_skipped_where_another_script_checks_them(tmp_path):
+    cfg = tmp_path / "train_cfg.py"
+    cfg.write_text("batch_size = 7\nout_dir = 'elsewhere'\n")  # out_dir: a key this script lacks
+    with pytest.raises(ConfigError, match="unknown config key 'out_dir'"):
+        apply_overrides({"batch_size": 1}, [str(cfg)])
+    g = {"batch_size": 1}
+    assert apply_overrides(g, [str(cfg)], unknown_keys="skip_in_files") == {"batch_size": 7}
+    with pytest.raises(ConfigError, match=r"unknown config key 'batch_sise'; did you mean --batch_size"):
+        apply_overrides(g, ["--batch_sise=3"], unknown_keys="skip_in_files")  # a typed key is still checked
+    g = {"batch_size": 1}
+    assert apply_overrides(g, [str(cfg), "--n_layer=3", "--batch_size=5"], unknown_keys="skip") == {"batch_size": 5}
+    assert g == {"batch_size": 5}
+    with pytest.raises(ValueError, match="unknown_keys must be one of"):
+        apply_overrides(g, [], unknown_keys="ignore")
+
+
+def test_bench_and_ablate_take_train_configs_with_trains_defaults():
+    """bench.py and ablate.py keep their own keys; a train.py config file still works with them,
+    and the train.py keys they read default to train.py's values."""
+    import ablate
+    import bench
+    import train
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for module in (bench, ablate):
+        shared_keys = set(config_keys(vars(module))) & set(train.CONFIG_KEYS)
+        assert {"batch_size", "block_size", "gradient_accumulation_steps"} <= shared_keys
+        for k in shared_keys:
+            assert getattr(module, k) == getattr(train, k), (module.__name__, k)
+        g = {k: getattr(module, k) for k in config_keys(vars(module))}
+        apply_overrides(g, [os.path.join(root, "config", "train_shakespeare_char_cpu.py")], unknown_keys="skip_in_files")
+        assert g["n_embd" if module is bench else "max_iters"] in (128, 2000) and g["block_size"] == 64

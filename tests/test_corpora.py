@@ -201,7 +201,7 @@ def test_uint32_path_with_a_large_vocabulary(tmp_path):
     assert meta["tokenizer"] == {"kind": "hf", "file": "tokenizer.json"} and (out / "tokenizer.json").is_file()
     assert os.path.getsize(out / "train.bin") == 4 * meta["train_tokens"]
     assert ids.min() >= 66000 and ids.max() < 66600
-    tok = Tokenizer.from_meta(meta)
+    tok = Tokenizer.from_meta(meta, str(out))
     assert [tok.decode(d) for d in split_docs(ids, tok.eot)] == docs
     train_and_sample(str(out), str(tmp_path / "run"))
 
@@ -233,7 +233,7 @@ def test_wikitext_bpe_roundtrip_vocab_and_training(tmp_path):
             "--vocab_size=1000", f"--out_dir={out}")
     meta, _ = all_ids(str(out))
     assert meta["tokenizer"] == {"kind": "hf", "file": "tokenizer.json"} and meta["vocab_size"] == 1000
-    tok = Tokenizer.from_meta(meta)
+    tok = Tokenizer.from_meta(meta, str(out))
     assert tok.enc.get_vocab_size() == 1000 and tok.eot == 0
     for split, name in (("train", "valid"), ("val", "test")):
         with open(shared("wikitext-2", f"wiki.{name}.raw"), encoding="utf-8") as f:
@@ -298,3 +298,15 @@ def test_every_script_fails_with_one_clear_line(tmp_path, monkeypatch):
     for args, words in cases:
         line = one_line_error(run(*args, out, check=False))
         assert words in line, (args, line)
+
+
+def test_tokenizer_answers_vocab_size_and_encodes_documents(tmp_path):
+    chars = Tokenizer({"kind": "char", "chars": "\nabc"})
+    assert chars.vocab_size == 4 and chars.encode_ordinary(["ab", "c"]) == [[1, 2], [3]]
+    bpe = Tokenizer({"kind": "tiktoken", "name": "gpt2"})
+    assert bpe.vocab_size == 50257
+    ids, lens = bpe.encode_documents(["hello world", "a <|endoftext|> b"], "uint16")
+    assert ids.dtype == np.uint16 and lens.tolist() == [3, len(ids) - 3]
+    assert ids[:3].tolist() == [31373, 995, 50256] and ids[-1] == 50256
+    assert 50256 not in ids[3:-1].tolist()  # a literal <|endoftext|> inside a document is only text
+    assert bpe.encode("a<|endoftext|>")[-1] == 50256  # in a prompt it is the special token

@@ -12,7 +12,8 @@ import torch.nn.functional as F
 
 from conftest import run
 from model import GPT, GPTConfig, LayerNorm, RMSNorm, apply_rope, rope_tables
-from train import get_lr, load_checkpoint
+from checkpoint import load_checkpoint
+from optim import get_lr
 
 V = 97
 TINY = dict(n_layer=2, n_head=4, n_embd=64, block_size=32, vocab_size=V, dropout=0.0)

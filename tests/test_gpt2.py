@@ -13,7 +13,7 @@ import transformers
 from conftest import run
 from data.common import load_nanogpt_meta_pkl
 from model import GPT, GPTConfig
-from train import load_checkpoint, load_pretrained, upgrade_nanogpt_checkpoint
+from checkpoint import load_checkpoint, load_pretrained, upgrade_nanogpt_checkpoint
 
 TINY = dict(n_layer=2, n_head=4, n_embd=64, block_size=32, vocab_size=97)
 
@@ -253,11 +253,12 @@ def test_meta_pkl_refuses_anything_but_plain_values(tmp_path):
                                   "finetune_shakespeare"])
 def test_gpt2_configs_set_only_train_keys(name):
     import train
+    from checkpoint import GPT2_NAMES
     from configurator import apply_overrides
 
     keys = {k: getattr(train, k) for k in train.CONFIG_KEYS}
     chosen = apply_overrides(keys, [f"config/{name}.py"])
-    assert chosen["init_from"] in train.GPT2_NAMES
+    assert chosen["init_from"] in GPT2_NAMES
     assert chosen.get("eval_only", False) == name.startswith("eval")
 
 

@@ -12,7 +12,8 @@ import torch.nn.functional as F
 from conftest import run
 from model import GPT, GPTConfig
 from plot import read_log
-from train import load_checkpoint, model_from_checkpoint, scaling_law_lr
+from checkpoint import load_checkpoint, model_from_checkpoint
+from optim import scaling_law_lr
 
 TINY = ["--device=cpu", "--n_layer=2", "--n_head=2", "--n_embd=32", "--block_size=32", "--batch_size=8",
         "--gradient_accumulation_steps=1", "--eval_iters=2", "--log_interval=1", "--warmup_iters=2", "--compile=False"]

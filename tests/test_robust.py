@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-import train
+import checkpoint
 from conftest import ROOT, run
 from data.common import write_dataset
 from test_train import TINY
@@ -25,25 +25,25 @@ def train_run(data, out, *extra, check=True):
 
 def test_interrupted_save_keeps_the_old_checkpoint(tmp_path, monkeypatch):
     path = str(tmp_path / "ckpt.pt")
-    train.save_checkpoint({"model": {"w": torch.ones(3)}, "model_args": {}, "iter_num": 1}, path)
+    checkpoint.save_checkpoint({"model": {"w": torch.ones(3)}, "model_args": {}, "iter_num": 1}, path)
 
     def crash(src, dst):
         raise KeyboardInterrupt  # the process dies between writing the temp file and renaming it
 
     monkeypatch.setattr(os, "replace", crash)
     with pytest.raises(KeyboardInterrupt):
-        train.save_checkpoint({"model": {"w": torch.zeros(3)}, "model_args": {}, "iter_num": 2}, path)
+        checkpoint.save_checkpoint({"model": {"w": torch.zeros(3)}, "model_args": {}, "iter_num": 2}, path)
     monkeypatch.undo()
-    ckpt = train.load_checkpoint(path)
+    ckpt = checkpoint.load_checkpoint(path)
     assert ckpt["iter_num"] == 1 and torch.equal(ckpt["model"]["w"], torch.ones(3))
 
 
 def test_keep_last(tmp_path):
     path = str(tmp_path / "ckpt.pt")
     for it in range(1, 6):
-        train.save_checkpoint({"model": {}, "model_args": {}, "iter_num": it}, path, keep_last=2)
+        checkpoint.save_checkpoint({"model": {}, "model_args": {}, "iter_num": it}, path, keep_last=2)
     assert sorted(os.listdir(tmp_path)) == ["ckpt-00000004.pt", "ckpt-00000005.pt", "ckpt.pt"]
-    assert train.load_checkpoint(str(tmp_path / "ckpt-00000004.pt"))["iter_num"] == 4
+    assert checkpoint.load_checkpoint(str(tmp_path / "ckpt-00000004.pt"))["iter_num"] == 4
 
 
 def test_damaged_checkpoint_is_named(char_data, tmp_path):
@@ -52,13 +52,13 @@ def test_damaged_checkpoint_is_named(char_data, tmp_path):
     data = (out / "ckpt.pt").read_bytes()
     (out / "ckpt.pt").write_bytes(data[: len(data) // 2])  # truncated, as by a full disk
     with pytest.raises(RuntimeError, match="ckpt.pt"):
-        train.load_checkpoint(str(out / "ckpt.pt"))
+        checkpoint.load_checkpoint(str(out / "ckpt.pt"))
     p = train_run(char_data, str(out), "--init_from=resume", check=False)
     assert p.returncode != 0 and "cannot read checkpoint" in p.stderr and "Traceback" not in p.stderr
     assert len(p.stderr.strip().splitlines()[-1]) < 300  # one readable line, not torch's whole advice
     (out / "ckpt.pt").write_bytes(b"")  # empty, as by a crash before the first byte
     with pytest.raises(RuntimeError, match=r"ckpt.pt \(\w+"):
-        train.load_checkpoint(str(out / "ckpt.pt"))
+        checkpoint.load_checkpoint(str(out / "ckpt.pt"))
 
 
 def test_sigterm_saves_a_resumable_checkpoint(char_data, tmp_path):
@@ -74,7 +74,7 @@ def test_sigterm_saves_a_resumable_checkpoint(char_data, tmp_path):
     stdout, stderr = p.communicate(timeout=120)
     assert p.returncode == 0, stderr
     assert "SIGTERM" in stderr and "stopped at iter" in stdout
-    ckpt = train.load_checkpoint(str(out / "ckpt.pt"))
+    ckpt = checkpoint.load_checkpoint(str(out / "ckpt.pt"))
     stopped = ckpt["iter_num"]
     assert 3 <= stopped < 100000
     r = train_run(char_data, str(out), "--init_from=resume", f"--max_iters={stopped + 2}", "--eval_interval=100000")
@@ -84,12 +84,12 @@ def test_sigterm_saves_a_resumable_checkpoint(char_data, tmp_path):
 def test_nonfinite_loss_stops_and_keeps_the_checkpoint(char_data, tmp_path):
     out = str(tmp_path / "run")
     train_run(char_data, out, "--max_iters=4", "--eval_interval=4")
-    before = train.load_checkpoint(os.path.join(out, "ckpt.pt"))
+    before = checkpoint.load_checkpoint(os.path.join(out, "ckpt.pt"))
     # an absurd learning rate makes the weights infinite after one step: the next loss is NaN
     p = train_run(char_data, out, "--init_from=resume", "--max_iters=50", "--eval_interval=1",
                   "--learning_rate=1e30", "--grad_clip=0.0", "--use_warmup=False", check=False)
     assert p.returncode == 1 and "at iter" in p.stderr and "loss is nan" in p.stderr.lower()
-    after = train.load_checkpoint(os.path.join(out, "ckpt.pt"))
+    after = checkpoint.load_checkpoint(os.path.join(out, "ckpt.pt"))
     assert all(torch.isfinite(v).all() for v in after["model"].values())
     assert after["iter_num"] >= before["iter_num"]
     p = train_run(char_data, out, "--init_from=resume", "--max_iters=50", "--eval_interval=100",
@@ -120,7 +120,7 @@ def test_ddp_equals_one_process(char_data, tmp_path):
     run("train.py", f"--out_dir={one}", *common)
     p = run("-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "train.py", f"--out_dir={two}", *common)
     assert p.stdout.count("step 0:") == 1  # only rank 0 prints
-    a, b = train.load_checkpoint(str(one / "ckpt.pt"))["model"], train.load_checkpoint(str(two / "ckpt.pt"))["model"]
+    a, b = checkpoint.load_checkpoint(str(one / "ckpt.pt"))["model"], checkpoint.load_checkpoint(str(two / "ckpt.pt"))["model"]
     for k in a:
         assert torch.allclose(a[k], b[k], atol=1e-5), k
     la = [json.loads(x)["train_loss"] for x in open(one / "log.jsonl") if "train_loss\"" in x]

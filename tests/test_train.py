@@ -8,7 +8,8 @@ import torch
 
 from conftest import run, shared
 from data.common import Tokenizer, load_meta, open_tokens
-from train import get_lr, load_checkpoint
+from checkpoint import load_checkpoint
+from optim import get_lr
 
 TINY = ["--device=cpu", "--n_layer=2", "--n_head=2", "--n_embd=32", "--block_size=32", "--batch_size=8",
         "--gradient_accumulation_steps=1", "--eval_iters=5", "--log_interval=1", "--learning_rate=3e-3",
@@ -156,25 +157,30 @@ def config_values(path):
 
 
 def test_cpu_configs_use_bf16_only_where_the_cpu_has_it(monkeypatch):
-    import train as train_module
+    import device
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     monkeypatch.chdir(root)
-    for has in (True, False):
-        monkeypatch.setattr(train_module, "cpu_has_bf16", lambda: has)
-        sr = config_values("config/speedrun_shakespeare_char_cpu.py")
-        want = ("bfloat16", "muon", "manual") if has else ("float32", "adamw", "sdpa")
-        assert (sr["dtype"], sr["optimizer"], sr["attn_impl"]) == want
-        for name in ("birthplace_pretrain_cpu.py", "birthplace_finetune_cpu.py"):
-            assert config_values(f"config/{name}")["dtype"] == ("bfloat16" if has else "float32")
+    sr = config_values("config/speedrun_shakespeare_char_cpu.py")
+    assert (sr["dtype"], sr["optimizer"], sr["attn_impl"]) == ("float32", "adamw", "sdpa")
+    sr = config_values("config/speedrun_shakespeare_char_cpu_bf16.py")
+    assert (sr["dtype"], sr["optimizer"], sr["attn_impl"]) == ("bfloat16", "muon", "manual")
+    assert config_values("config/train_shakespeare_char_cpu.py")["dtype"] == "float32"  # the quickstart
+    for name in ("birthplace_pretrain_cpu.py", "birthplace_finetune_cpu.py"):
+        dtype = config_values(f"config/{name}")["dtype"]
+        for has in (True, False):  # 'auto' on a CPU: bf16 only with bf16 units
+            assert device.resolve_dtype(dtype, "cpu", has_cpu_bf16=has) == ("bfloat16" if has else "float32")
+            monkeypatch.setattr(device, "cpu_has_bf16", lambda: has)
+            assert device.resolve_dtype(dtype, "cpu") == ("bfloat16" if has else "float32")
+    assert device.resolve_dtype("auto", "mps") == "float32" and device.resolve_dtype("float16", "cpu") == "float16"
 
 
 def test_cpu_has_bf16_reads_torch_probes_and_warns(monkeypatch):
-    import train as train_module
+    import device
     for amx, avx512 in ((False, False), (True, False), (False, True)):
         monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)  # raising=True: the probe exists
         monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512)
-        assert train_module.cpu_has_bf16() == (amx or avx512)
-    assert "--dtype=float32" in train_module.bf16_warning("bfloat16", "adamw", has_bf16=False)
-    assert "Muon" in train_module.bf16_warning("float32", "muon", has_bf16=False)
-    assert train_module.bf16_warning("float32", "adamw", has_bf16=False) is None
-    assert train_module.bf16_warning("bfloat16", "muon", has_bf16=True) is None
+        assert device.cpu_has_bf16() == (amx or avx512)
+    assert "--dtype=float32" in device.bf16_warning("bfloat16", "adamw", has_bf16=False)
+    assert "Muon" in device.bf16_warning("float32", "muon", has_bf16=False)
+    assert device.bf16_warning("float32", "adamw", has_bf16=False) is None
+    assert device.bf16_warning("bfloat16", "muon", has_bf16=True) is None

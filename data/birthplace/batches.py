@@ -1,10 +1,10 @@
 """
 Training examples for the knowledge probe (CS224N assignment 5), built fresh at every draw.
 
-train.py calls this module because the prepared meta.json names it ("batch_module"):
+data/loader.py imports this module because the prepared meta.json names it ("batch_module"):
 load_split(data_dir, split, meta, block_size, length_bands) returns an object whose
 examples(seeds) gives one (x, y) pair of int64 arrays of length block_size per seed, y = -1
-where no loss is taken. train.py draws the seeds, stacks the examples and trims the
+where no loss is taken. The loader draws the seeds, stacks the examples and trims the
 all-ignored columns at the end, so a batch costs what its longest example costs.
 
 length_bands > 1 makes the batches cheaper without changing what is learnt on average: the

@@ -32,8 +32,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 from data.common import (SKIP_REASONS, DataError, TokenWriter, check_input_file, document_text,  # noqa: E402
-                         dtype_for_vocab, encode_documents, load_hf_dataset, ordered_pool_map, tokenizer_from_arg,
-                         vocab_size_of)
+                         dtype_for_vocab, load_hf_dataset, ordered_pool_map, tokenizer_from_arg)
 
 HF_BATCH = 1000  # records per task from a Hugging Face dataset
 
@@ -142,7 +141,7 @@ def encode_chunk(chunk):
             skipped[reason] += 1
         else:
             texts.append(text)
-    ids, doc_lens = encode_documents(_worker["tok"], texts, _worker["dtype"])
+    ids, doc_lens = _worker["tok"].encode_documents(texts, _worker["dtype"])
     return ids, doc_lens, skipped
 
 
@@ -172,7 +171,7 @@ def main(argv=None):
 
     try:
         spec, tok = tokenizer_from_arg(args.tokenizer, args.out_dir)
-        vocab_size = vocab_size_of(tok)
+        vocab_size = tok.vocab_size
         dtype = dtype_for_vocab(vocab_size)
         if args.hf_dataset:
             source = {"hf_dataset": args.hf_dataset, "hf_config": args.hf_config, "hf_split": args.hf_split,

@@ -25,7 +25,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 from data.common import (SKIP_REASONS, DataError, Tokenizer, TokenWriter, document_text, dtype_for_vocab,  # noqa: E402
-                         encode_documents, load_hf_dataset, tokenizer_from_arg, vocab_size_of)
+                         load_hf_dataset, tokenizer_from_arg)
 
 _worker = {}  # the Tokenizer of this worker process, built on first use
 
@@ -41,7 +41,7 @@ def tokenize_batch(batch, spec, base_dir, text_key, dtype):
         reasons.append(reason or "")
         if text is not None:
             texts.append(text)
-    flat, doc_lens = encode_documents(_worker["tok"], texts, dtype)
+    flat, doc_lens = _worker["tok"].encode_documents(texts, dtype)
     docs = iter(np.split(flat, np.cumsum(doc_lens)[:-1]))  # (N,) -> one array per kept document
     return {"ids": [np.zeros(0, dtype) if r else next(docs) for r in reasons], "skip": reasons}
 
@@ -65,7 +65,7 @@ def main(argv=None):
         for path in args.input:
             if not os.path.isfile(path) or os.path.getsize(path) == 0:
                 raise DataError(f"{path} is missing or empty; check --input")
-        dtype = dtype_for_vocab(vocab_size_of(tok))
+        dtype = dtype_for_vocab(tok.vocab_size)
         ds = load_hf_dataset(args.hf_dataset, args.hf_config, "train", args.input, num_proc=args.num_proc)
         if args.text_key not in ds.column_names:
             raise DataError(f"{args.hf_dataset} has no column {args.text_key!r} (it has {', '.join(ds.column_names)}); "
@@ -74,7 +74,7 @@ def main(argv=None):
                            remove_columns=ds.column_names, desc="tokenizing",
                            fn_kwargs=dict(spec=spec, base_dir=args.out_dir, text_key=args.text_key, dtype=dtype))
         skipped = Counter()
-        with TokenWriter(args.out_dir, vocab_size_of(tok)) as writer:
+        with TokenWriter(args.out_dir, tok.vocab_size) as writer:
             for table in tokenized.with_format("arrow").iter(batch_size=10_000):
                 ids = table["ids"].combine_chunks()  # list array: one list of ids per document
                 lens = np.diff(ids.offsets.to_numpy())  # tokens per row; 0 for a skipped one

@@ -29,8 +29,8 @@ def main(argv=None):
     spec = {"kind": "tiktoken", "name": "gpt2"}
     tok = Tokenizer(spec)
     n = int(0.9 * len(text))  # split the text 90/10, then encode each part
-    train_ids, val_ids = tok.enc.encode_ordinary(text[:n]), tok.enc.encode_ordinary(text[n:])
-    meta = write_dataset(args.out_dir, train_ids, val_ids, tokenizer=spec, vocab_size=tok.enc.n_vocab, source=source)
+    train_ids, val_ids = tok.encode_ordinary([text[:n], text[n:]])
+    meta = write_dataset(args.out_dir, train_ids, val_ids, tokenizer=spec, vocab_size=tok.vocab_size, source=source)
     print(f"train has {meta['train_tokens']:,} tokens")
     print(f"val has {meta['val_tokens']:,} tokens")
 

@@ -25,7 +25,7 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 from data.common import (DataError, Tokenizer, TokenWriter, check_input_file, dtype_for_vocab,  # noqa: E402
-                         encode_documents, load_hf_dataset)
+                         load_hf_dataset)
 
 HF_SPLITS = {"train": "train", "valid": "validation", "test": "test"}  # file name -> hub split name
 EOT = "<|endoftext|>"
@@ -127,7 +127,7 @@ def main(argv=None):
         with TokenWriter(args.out_dir, args.vocab_size) as writer:
             for split, name in (("train", args.train_split), ("val", args.val_split)):
                 for batch in batches(articles(split_lines(args, name))):
-                    writer.write(*encode_documents(tok, batch, dtype_for_vocab(args.vocab_size)), split=split)
+                    writer.write(*tok.encode_documents(batch, dtype_for_vocab(args.vocab_size)), split=split)
             meta = writer.finish(spec, source=args.input or f"{args.hf_dataset}/{args.hf_config}",
                                  splits={"train": args.train_split, "val": args.val_split})
     except (DataError, ConnectionError) as e:

@@ -1,0 +1,271 @@
+"""
+What a run saves and what a run can start from.
+
+    save_checkpoint / load_checkpoint   atomic writes (keep_last earlier ones too), weights_only reads
+    model_from_checkpoint / load_run    the GPT a checkpoint holds (sample.py, evaluate.py, ablate.py)
+    load_pretrained                     OpenAI's GPT-2 or a local Hugging Face GPT-2 folder
+    upgrade_nanogpt_checkpoint          a checkpoint written by nanoGPT, made to load as ours
+    start_from                          train.py's --init_from: scratch, resume, ckpt:PATH, gpt2*, hf:PATH
+
+A checkpoint is a dict saved with torch.save and read back with weights_only=True, so loading
+one never runs code: "model" (the plain module's state dict), "model_args" (GPTConfig fields),
+"optimizer" (a list, one state dict per optimizer), "scaler", "iter_num", "best_val_loss",
+"config" (every train.py key), "rng" (one entry per rank), "batch_rng", "elapsed_s".
+"""
+
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+from dataclasses import fields
+
+import numpy as np
+import torch
+
+from data.common import Tokenizer, dataset_dir, find_meta
+from model import GPT, GPTConfig
+
+
+def rng_state():
+    """Every random state that drives a run, to make a resume continue it exactly."""
+    name, keys, pos, has_gauss, gauss = np.random.get_state()  # numpy arrays do not pass weights_only
+    state = {"python": random.getstate(), "numpy": (name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss),
+             "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state):
+    random.setstate(state["python"])
+    name, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(ckpt, path, keep_last=0):
+    """Write atomically: a temp file in the same folder, flushed to disk, then renamed over
+    the old one. A crash at any moment leaves either the old or the new checkpoint whole.
+    With keep_last > 0 the newest keep_last saves also stay as ckpt-<iter>.pt beside it."""
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        torch.save(ckpt, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    if keep_last > 0:
+        folder = os.path.dirname(path) or "."
+        kept = os.path.join(folder, f"ckpt-{ckpt['iter_num']:08d}.pt")
+        if os.path.exists(kept):
+            os.remove(kept)
+        try:
+            os.link(path, kept)  # a second name for the same bytes: no copy
+        except OSError:
+            shutil.copyfile(path, kept)  # filesystems without hard links
+        old = sorted(f for f in os.listdir(folder) if f.startswith("ckpt-") and f.endswith(".pt"))
+        for f in old[:-keep_last]:
+            os.remove(os.path.join(folder, f))
+
+
+def load_checkpoint(path, device="cpu"):
+    """torch.load with weights_only=True (no arbitrary unpickling), and a one-line error
+    that names the file when it is missing, truncated or not a checkpoint."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no checkpoint at {path}; train one first (python train.py ...) or fix --out_dir")
+    try:
+        ckpt = torch.load(path, map_location=device, weights_only=True)
+    except Exception as e:
+        first = (str(e).splitlines() or [""])[0].split(". ")[0]  # torch's first sentence; the rest is advice
+        why = f"{type(e).__name__}: {first}" if first else type(e).__name__
+        raise RuntimeError(f"cannot read checkpoint {path} ({why}); "
+                           f"the file is damaged or not a checkpoint (a .tmp beside it is an unfinished save)")
+    if not isinstance(ckpt, dict) or "model" not in ckpt or "model_args" not in ckpt:
+        raise RuntimeError(f"{path} is not a gptlab/nanoGPT checkpoint (no 'model' and 'model_args' entries)")
+    ckpt = upgrade_nanogpt_checkpoint(ckpt)
+    if isinstance(ckpt.get("optimizer"), dict):  # from before optimizer choice: one AdamW's state
+        ckpt["optimizer"] = [ckpt["optimizer"]]
+    return ckpt
+
+
+def model_from_checkpoint(ckpt):
+    """Rebuild the GPT a checkpoint was saved from, with its weights. A flag newer than the
+    checkpoint takes GPTConfig's default, which is what every model was before the flag."""
+    known = {f.name for f in fields(GPTConfig)}
+    model = GPT(GPTConfig(**{k: v for k, v in ckpt["model_args"].items() if k in known}))
+    model.load_state_dict(ckpt["model"])
+    return model
+
+
+def tokenizer_folders(out_dir, ckpt, data_dir=""):
+    """Where a run's tokenizer may be: data_dir if given, else out_dir, then the folder of the
+    dataset the run trained on."""
+    cfg = ckpt.get("config", {})
+    return [data_dir] if data_dir else [out_dir, dataset_dir(cfg.get("dataset", ""), cfg.get("data_dir", ""))]
+
+
+def load_run(out_dir, data_dir=""):
+    """(model on the CPU, Tokenizer) of the run in out_dir: its ckpt.pt, and the tokenizer found
+    in tokenizer_folders."""
+    ckpt = load_checkpoint(os.path.join(out_dir, "ckpt.pt"), "cpu")
+    meta, folder = find_meta(tokenizer_folders(out_dir, ckpt, data_dir), ckpt["model_args"]["vocab_size"])
+    return model_from_checkpoint(ckpt), Tokenizer.from_meta(meta, folder)
+
+
+GPT2_NAMES = ("gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl")  # OpenAI's 124M, 350M, 774M, 1558M
+NANOGPT_MODEL_ARGS = {"n_layer", "n_head", "n_embd", "block_size", "bias", "vocab_size", "dropout"}
+
+
+def load_pretrained(init_from, dropout=0.0, block_size=None):
+    """OpenAI's GPT-2 (init_from in GPT2_NAMES: the Hugging Face Hub, or its local cache)
+    or a local Hugging Face GPT-2 folder ('hf:PATH'), as (model_args, state_dict) for our GPT.
+    dropout is the caller's (0 to evaluate, 0.1 to finetune); a block_size below the
+    checkpoint's keeps the first block_size rows of the position table."""
+    import socket
+    from urllib.parse import urlparse
+
+    from transformers import GPT2LMHeadModel  # imported here: only these callers need transformers
+    from model import gpt2_config_from_hf, gpt2_state_dict_from_hf
+
+    if init_from.startswith("hf:"):
+        path = init_from[3:]
+        if not os.path.isfile(os.path.join(path, "config.json")):
+            raise FileNotFoundError(f"--init_from={init_from}: {path} is not a Hugging Face model folder (no config.json)")
+        with open(os.path.join(path, "config.json")) as f:
+            model_type = json.load(f).get("model_type")
+        if model_type != "gpt2":
+            raise ValueError(f"--init_from={init_from} holds a {model_type!r} model; gptlab reads GPT-2 ('gpt2') folders")
+        hf = GPT2LMHeadModel.from_pretrained(path, local_files_only=True, dtype=torch.float32)
+    elif init_from in GPT2_NAMES:
+        hint = (f"without a network, download it where there is one (hf download {init_from}), "
+                f"copy the folder here and use --init_from=hf:PATH")
+        try:  # the local cache first: no network, no retries
+            hf = GPT2LMHeadModel.from_pretrained(init_from, local_files_only=True, dtype=torch.float32)
+        except OSError:
+            host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname
+            try:  # fail in a moment, not after a minute of retries, when the Hub is out of reach
+                if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", ""):
+                    raise OSError("HF_HUB_OFFLINE is set")
+                socket.create_connection((host, 443), timeout=5).close()
+                hf = GPT2LMHeadModel.from_pretrained(init_from, dtype=torch.float32)
+            except OSError as e:
+                raise OSError(f"cannot load {init_from!r}: it is not in the Hugging Face cache and {host} is "
+                              f"out of reach ({str(e).splitlines()[0]}); {hint}") from None
+    else:
+        raise ValueError(f"unknown --init_from={init_from!r}; use 'scratch', 'resume', "
+                         f"{', '.join(repr(n) for n in GPT2_NAMES)} or 'hf:PATH'")
+    args = gpt2_config_from_hf(hf.config.to_dict())
+    sd = gpt2_state_dict_from_hf(hf.state_dict())
+    if block_size and block_size != args["block_size"]:
+        if block_size > args["block_size"]:
+            raise ValueError(f"{init_from} has learned {args['block_size']} positions; "
+                             f"--block_size={block_size} must be at most that")
+        args["block_size"] = block_size
+        sd["transformer.wpe.weight"] = sd["transformer.wpe.weight"][:block_size]  # crop the position table
+    model_args = {f.name: f.default for f in fields(GPTConfig)}
+    model_args.update(args, dropout=dropout)
+    return model_args, sd
+
+
+def upgrade_nanogpt_checkpoint(ckpt):
+    """A checkpoint written by nanoGPT, made to load as ours (changed in place, returned).
+    nanoGPT's model_args hold exactly NANOGPT_MODEL_ARGS: our newer flags take their defaults,
+    which are GPT-2's, as in nanoGPT. Its compiled runs prefix weight names with '_orig_mod.';
+    old runs saved the causal mask as attn.bias; best_val_loss may be a 0-d tensor. And its
+    optimizer lists the position table right after the token embedding, where our GPT
+    registers it after the blocks, so the optimizer state is renumbered by parameter name."""
+    if set(ckpt["model_args"]) != NANOGPT_MODEL_ARGS:
+        return ckpt  # ours
+    sd = {k.removeprefix("_orig_mod."): v for k, v in ckpt["model"].items()}
+    ckpt["model"] = {k: v for k, v in sd.items() if not k.endswith(".attn.bias")}
+    ckpt["model_args"] = {**{f.name: f.default for f in fields(GPTConfig)}, **ckpt["model_args"]}
+    ckpt["best_val_loss"] = float(ckpt.get("best_val_loss", float("inf")))
+    if "optimizer" in ckpt:
+        with torch.device("meta"):  # only the parameter names and their order; no memory
+            ours = [n for n, _ in GPT(GPTConfig(**ckpt["model_args"])).named_parameters()]
+        if sorted(ckpt["model"]) != sorted(ours + ["lm_head.weight"]):  # nanoGPT ties lm_head to wte
+            raise RuntimeError("this nanoGPT checkpoint's weights do not match gptlab's GPT of the same "
+                               "model_args; was nanoGPT's model.py changed?")
+        # nanoGPT's order: wte, wpe, the blocks, ln_f. Ours: wte, the blocks, ln_f, wpe.
+        theirs = ["transformer.wte.weight", "transformer.wpe.weight"] + \
+            [n for n in ours if n not in ("transformer.wte.weight", "transformer.wpe.weight")]
+
+        def grouped(names):  # the optimizer's flat numbering: decayed matrices first, then the rest
+            return [n for n in names if ckpt["model"][n].dim() >= 2] + [n for n in names if ckpt["model"][n].dim() < 2]
+
+        new_index = {n: i for i, n in enumerate(grouped(ours))}
+        old = grouped(theirs)
+        opt = ckpt["optimizer"]
+        opt["state"] = {new_index[old[i]]: s for i, s in opt["state"].items()}
+        n_decay = sum(ckpt["model"][n].dim() >= 2 for n in ours)
+        opt["param_groups"][0]["params"] = list(range(n_decay))
+        opt["param_groups"][1]["params"] = list(range(n_decay, len(ours)))
+    return ckpt
+
+
+def start_from(init_from, model_args, chosen, meta, data_dir, resume_ckpt=None):
+    """What train.py's --init_from starts a run from. model_args: the GPTConfig fields as the
+    run's keys set them; chosen: the keys the user set (a config file or --key=value); meta: the
+    dataset's meta.json (in data_dir); resume_ckpt: out_dir's checkpoint, for 'resume'.
+    Returns (model_args, ckpt): the model to build, and None for 'scratch', the whole checkpoint
+    for 'resume', or {"model": weights} to start from weights only (a fresh optimizer, iteration
+    count and random states). Raises ValueError with one line that says what to do."""
+    model_args = dict(model_args)
+    if init_from == "scratch":
+        model_args["vocab_size"] = model_args["vocab_size"] or meta["vocab_size"]
+        if model_args["vocab_size"] < meta["vocab_size"]:
+            raise ValueError(f"--vocab_size={model_args['vocab_size']} is smaller than the dataset's {meta['vocab_size']}")
+        return model_args, None
+    if init_from == "resume" or init_from.startswith("ckpt:"):  # ckpt:PATH: another run's weights, to finetune
+        ckpt = resume_ckpt
+        if init_from != "resume":
+            path = init_from[len("ckpt:"):]
+            try:
+                ckpt = load_checkpoint(os.path.join(path, "ckpt.pt") if os.path.isdir(path) else path)
+            except (FileNotFoundError, RuntimeError) as e:
+                raise ValueError(str(e)) from None
+        # a flag newer than the checkpoint takes GPTConfig's default: the model as it was saved
+        saved_args = {**{f.name: f.default for f in fields(GPTConfig)}, **ckpt["model_args"]}
+        clash = [f"{k}={chosen[k]!r} (checkpoint: {v!r})" for k, v in saved_args.items()
+                 if k in chosen and k != "dropout" and chosen[k] != v]
+        if clash:
+            raise ValueError(f"cannot {'resume' if init_from == 'resume' else 'finetune'} with a different model: "
+                             f"{', '.join(clash)}; drop these overrides or start a new --out_dir")
+        dropout = model_args["dropout"]
+        model_args.update(saved_args, dropout=dropout)
+        return model_args, (ckpt if init_from == "resume" else {"model": ckpt["model"]})
+    if init_from in GPT2_NAMES or init_from.startswith("hf:"):  # OpenAI's GPT-2 or a local Hugging Face GPT-2
+        fixed = [f"--{k}" for k in chosen if k in model_args and k not in ("dropout", "block_size", "attn_impl")]
+        if fixed:
+            raise ValueError(f"--init_from={init_from} brings its own architecture; drop {', '.join(fixed)}")
+        tok = meta["tokenizer"]
+        if init_from in GPT2_NAMES and (tok.get("kind"), tok.get("name")) not in (("tiktoken", "gpt2"),
+                                                                                  ("tiktoken", "r50k_base")):
+            raise ValueError(f"{init_from} reads GPT-2 BPE tokens but {data_dir} holds {tok.get('kind')} tokens; "
+                             f"use a GPT-2-tokenized dataset, e.g. --dataset=shakespeare "
+                             f"(python data/shakespeare/prepare.py)")
+        try:
+            pretrained_args, weights = load_pretrained(init_from, model_args["dropout"], model_args["block_size"])
+        except OSError as e:
+            raise ValueError(str(e)) from None
+        pretrained_args["attn_impl"] = model_args["attn_impl"]
+        if meta["vocab_size"] > pretrained_args["vocab_size"]:
+            raise ValueError(f"{data_dir} has {meta['vocab_size']} token ids but {init_from} knows "
+                             f"{pretrained_args['vocab_size']}; prepare the data with the model's tokenizer")
+        return pretrained_args, {"model": weights}  # weights only, as for ckpt:PATH
+    raise ValueError(f"unknown --init_from={init_from!r}; use 'scratch', 'resume', 'ckpt:PATH', "
+                     f"{', '.join(repr(n) for n in GPT2_NAMES)} or 'hf:PATH'")
+
+
+def run_info():
+    """Versions and the git commit, recorded beside every run."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                                cwd=os.path.dirname(os.path.abspath(__file__)), timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    return {"git_commit": commit or None, "torch": torch.__version__, "cuda": torch.version.cuda,
+            "numpy": np.__version__, "python": sys.version.split()[0], "argv": sys.argv}

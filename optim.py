@@ -1,0 +1,81 @@
+"""
+How the weights move: the learning-rate schedule, the scaling-law learning rate, and one
+optimizer step (clipping, loss scaling, clearing the gradients).
+
+The schedule is written once, for the run's peak learning_rate. Every parameter group follows
+it as a multiplier on its own initial rate (AdamW's and Adafactor's groups start at
+learning_rate, Muon's at muon_lr), so AdamW, Adafactor and Muon share one schedule and the
+loop needs no case for any of them.
+"""
+
+import math
+
+import torch
+
+
+def scaling_law_lr(n_params):
+    """The learning rate Kaplan et al. (2020, appendix D.6) fit to their best runs, from N, the
+    parameters outside the embeddings (model.num_body_params()). It is for Adam, at their batch size."""
+    return 0.003239 - 0.0001395 * math.log(n_params)
+
+
+def get_lr(it, learning_rate, min_lr, warmup_iters, lr_decay_iters, use_warmup=True, use_cosine=True,
+           decay_lr=True):
+    """Learning rate at iteration it: linear warmup, learning_rate*(it+1)/(warmup_iters+1) (never
+    0), then cosine down to min_lr at lr_decay_iters, then flat. decay_lr=False (nanoGPT's switch)
+    keeps learning_rate throughout."""
+    if not decay_lr:
+        return learning_rate
+    if use_warmup and it < warmup_iters:
+        return learning_rate * (it + 1) / (warmup_iters + 1)
+    if not use_cosine:
+        return learning_rate
+    if it >= lr_decay_iters:
+        return min_lr
+    start = warmup_iters if use_warmup else 0
+    ratio = (it - start) / max(1, lr_decay_iters - start)  # 0 -> 1
+    coeff = 0.5 * (1.0 + math.cos(math.pi * ratio))  # 1 -> 0
+    return min_lr + coeff * (learning_rate - min_lr)
+
+
+def remember_initial_lr(optimizers):
+    """Record each parameter group's own peak rate as "initial_lr" (torch's name for it). Call
+    once, on optimizers just built, before loading any saved state."""
+    for opt in optimizers:
+        for group in opt.param_groups:
+            group["initial_lr"] = group["lr"]
+
+
+def load_optimizer_states(optimizers, states):
+    """Resume: load each optimizer's saved state, keeping the initial rates set at construction
+    (torch's load_state_dict replaces the groups' keys with the saved ones, and checkpoints
+    from before this key have none)."""
+    for opt, state in zip(optimizers, states, strict=True):
+        initial = [group["initial_lr"] for group in opt.param_groups]
+        opt.load_state_dict(state)
+        for group, lr in zip(opt.param_groups, initial):
+            group["initial_lr"] = lr
+
+
+def apply_lr(optimizers, lr, learning_rate):
+    """Set every group's rate for this step: lr, the schedule's value at peak learning_rate, scaled
+    by the group's initial_lr / learning_rate. A group whose peak is learning_rate gets lr itself,
+    bit for bit (in floating point lr * r / r is not always lr)."""
+    for opt in optimizers:
+        for group in opt.param_groups:
+            peak = group["initial_lr"]
+            group["lr"] = lr if peak == learning_rate else lr * peak / learning_rate
+
+
+def optimizer_step(optimizers, scaler, model, grad_clip):
+    """Clip the global gradient norm to grad_clip (0: no clipping), step every optimizer (a
+    GradScaler skips the step when fp16 gradients overflowed), then clear the gradients."""
+    if grad_clip != 0.0:
+        for opt in optimizers:
+            scaler.unscale_(opt)  # clip the true gradients, not the loss-scaled ones
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    for opt in optimizers:
+        scaler.step(opt)
+    scaler.update()
+    for opt in optimizers:
+        opt.zero_grad(set_to_none=True)
