@@ -30,7 +30,7 @@ import torch
 from configurator import configure
 from data.common import dataset_dir, load_meta, open_tokens
 from data.loader import draw_batch_starts, get_batch
-from device import autocast_context, lookup_peak_flops, resolve_device, resolve_dtype
+from device import autocast_context, lookup_peak_flops, resolve_device, resolve_dtype, setup_device
 from model import GPT, GPTConfig
 from optim import optimizer_step, scaling_law_lr
 
@@ -73,10 +73,9 @@ AUTO_KEYS = ["learning_rate"]
 
 def main():
     device_ = resolve_device(device)
+    setup_device(device_)  # TF32 on a GPU, flush denormals on a CPU: as train.py
     dtype_ = resolve_dtype(dtype, device_)
     device_type = device_.split(":")[0]
-    if device_type == "cpu":
-        torch.set_flush_denormal(True)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     if real_data:

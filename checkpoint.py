@@ -33,18 +33,23 @@ def rng_state():
     name, keys, pos, has_gauss, gauss = np.random.get_state()  # numpy arrays do not pass weights_only
     state = {"python": random.getstate(), "numpy": (name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss),
              "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+    if torch.cuda.is_available():  # this rank's GPU only: a resume may see fewer GPUs (set_rng_state)
+        state["cuda"] = torch.cuda.get_rng_state(torch.cuda.current_device())
     return state
 
 
 def set_rng_state(state):
+    """Restore rng_state(). On a GPU, only the current device's generator: call torch.cuda.set_device
+    first (device.setup_device does)."""
     random.setstate(state["python"])
     name, keys, pos, has_gauss, gauss = state["numpy"]
     np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        cuda, here = state["cuda"], torch.cuda.current_device()
+        if isinstance(cuda, (list, tuple)):  # older checkpoints: every visible GPU's state, by index
+            cuda = cuda[here] if here < len(cuda) else cuda[0]
+        torch.cuda.set_rng_state(cuda, here)
 
 
 def save_checkpoint(ckpt, path, keep_last=0):
@@ -71,13 +76,16 @@ def save_checkpoint(ckpt, path, keep_last=0):
             os.remove(os.path.join(folder, f))
 
 
-def load_checkpoint(path, device="cpu"):
+def load_checkpoint(path):
     """torch.load with weights_only=True (no arbitrary unpickling), and a one-line error
-    that names the file when it is missing, truncated or not a checkpoint."""
+    that names the file when it is missing, truncated or not a checkpoint. Everything lands in
+    host memory, whatever device saved it: the caller moves the weights (model.to(device)), and
+    optimizer.load_state_dict moves the moments to their parameters' device, so a GPU never holds
+    two copies or a state nobody uses."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no checkpoint at {path}; train one first (python train.py ...) or fix --out_dir")
     try:
-        ckpt = torch.load(path, map_location=device, weights_only=True)
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
         first = (str(e).splitlines() or [""])[0].split(". ")[0]  # torch's first sentence; the rest is advice
         why = f"{type(e).__name__}: {first}" if first else type(e).__name__
@@ -110,7 +118,7 @@ def tokenizer_folders(out_dir, ckpt, data_dir=""):
 def load_run(out_dir, data_dir=""):
     """(model on the CPU, Tokenizer) of the run in out_dir: its ckpt.pt, and the tokenizer found
     in tokenizer_folders."""
-    ckpt = load_checkpoint(os.path.join(out_dir, "ckpt.pt"), "cpu")
+    ckpt = load_checkpoint(os.path.join(out_dir, "ckpt.pt"))
     meta, folder = find_meta(tokenizer_folders(out_dir, ckpt, data_dir), ckpt["model_args"]["vocab_size"])
     return model_from_checkpoint(ckpt), Tokenizer.from_meta(meta, folder)
 

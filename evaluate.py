@@ -24,7 +24,7 @@ from checkpoint import load_checkpoint, model_from_checkpoint
 from configurator import configure
 from data.common import Tokenizer, dataset_dir, load_meta
 from data.loader import estimate_loss, open_batches
-from device import autocast_context, resolve_device, resolve_dtype
+from device import autocast_context, resolve_device, resolve_dtype, setup_device
 
 # ----------------------------------------------------------------------------- config
 out_dir = "out"  # the folder with ckpt.pt
@@ -99,9 +99,10 @@ def main():
         show_accuracy(f"baseline ('{baseline}' every time)", *accuracy([baseline] * len(answers), answers))
         return
     device_ = resolve_device(device)
+    setup_device(device_)
     ctx = autocast_context(device_, resolve_dtype(dtype, device_))
     try:
-        ckpt = load_checkpoint(os.path.join(out_dir, "ckpt.pt"), device_)
+        ckpt = load_checkpoint(os.path.join(out_dir, "ckpt.pt"))  # in host memory: only the weights go to device_
         cfg = ckpt.get("config", {})
         ddir = dataset_dir(cfg.get("dataset", ""), data_dir or cfg.get("data_dir", ""))
         meta = load_meta(ddir)

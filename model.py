@@ -384,7 +384,9 @@ class GPT(nn.Module):
             {"params": [p for p in rest if p.dim() < 2], "weight_decay": 0.0},
         ]
         if optimizer == "adafactor":
-            return [torch.optim.Adafactor(groups, lr=learning_rate)]
+            # torch's Adafactor updates one tensor at a time unless foreach=True (the batched kernels
+            # take about one more copy of the weights at peak); on a GPU the launches cost more than that
+            return [torch.optim.Adafactor(groups, lr=learning_rate, foreach=device_type == "cuda")]
         fused = device_type in ("cuda", "cpu")  # one kernel for the whole update (measured faster on CPU too)
         adamw = torch.optim.AdamW(groups, lr=learning_rate, betas=betas, fused=fused)
         if optimizer == "adamw":
@@ -398,12 +400,13 @@ class GPT(nn.Module):
         cfg = self.config
         return 6 * self.num_params() + 12 * cfg.n_layer * cfg.n_head * cfg.head_dim * cfg.block_size
 
-    def estimate_mfu(self, tokens_per_iter, dt, peak_flops):
-        """Model FLOPs utilisation: achieved FLOP/s over the device's peak (e.g. 312e12 for
-        an A100 in bf16). Returns None when the peak is unknown."""
+    def estimate_mfu(self, tokens_per_iter, dt, peak_flops, world_size=1):
+        """Model FLOPs utilisation: achieved FLOP/s over the peak (e.g. 312e12 for an A100 in
+        bf16). tokens_per_iter counts every rank's tokens and peak_flops is one device's, so the
+        peak of all world_size devices is the denominator. Returns None when the peak is unknown."""
         if not peak_flops:
             return None
-        return self.flops_per_token() * tokens_per_iter / dt / peak_flops
+        return self.flops_per_token() * tokens_per_iter / dt / (peak_flops * world_size)
 
     # ---------------------------------------------------------------- generation
 
@@ -422,15 +425,15 @@ class GPT(nn.Module):
         cache = KVCache(self.config.n_layer, block) if use_cache else None
         n = min(idx.size(1), block)  # tokens in the current window
         feed = idx[:, -n:]  # what the next forward reads: the whole window, or with a cache the newest token
-        done = torch.zeros(idx.size(0), dtype=torch.bool, device=idx.device)
+        done = torch.zeros(idx.size(0), dtype=torch.bool, device=idx.device)  # rows that emitted eos_token
         for _ in range(max_new_tokens):
             logits, _ = self(feed, cache=cache)  # (B, T, V)
             nxt = sample_next(logits[:, -1, :], temperature, top_k, top_p, generator)  # (B, 1)
-            if eos_token is not None:
-                nxt[done] = eos_token  # finished rows keep emitting end-of-text
+            if eos_token is not None:  # reading done waits for the GPU, so only when it can stop early
+                nxt = torch.where(done[:, None], eos_token, nxt)  # finished rows keep emitting end-of-text
                 done |= nxt.squeeze(1) == eos_token
             yield nxt
-            if done.all():
+            if eos_token is not None and done.all():
                 return
             idx = torch.cat((idx, nxt), dim=1)  # (B, T + 1)
             if n == block:  # no room for nxt: slide the window and prefill it afresh
@@ -456,7 +459,7 @@ def sample_next(logits, temperature=1.0, top_k=None, top_p=None, generator=None)
         return logits.argmax(dim=-1, keepdim=True)
     logits = logits.float() / temperature
     if top_k is not None and top_k < logits.size(-1):
-        kth = torch.topk(logits, top_k).values[:, [-1]]  # (B, 1)
+        kth = torch.topk(logits, top_k).values[:, -1:]  # (B, 1); a slice, not an index tensor made on the host
         logits = logits.masked_fill(logits < kth, float("-inf"))
     if top_p is not None and top_p < 1.0:
         # nucleus: keep the smallest set of tokens whose probability sums to top_p

@@ -57,6 +57,13 @@ def load_optimizer_states(optimizers, states):
             group["initial_lr"] = lr
 
 
+def load_scaler_state(scaler, state):
+    """Resume the GradScaler. A bf16 or fp32 run saves a disabled scaler's state, which is empty,
+    and an enabled (fp16) scaler refuses an empty state: it then keeps its fresh start instead."""
+    if state:
+        scaler.load_state_dict(state)
+
+
 def apply_lr(optimizers, lr, learning_rate):
     """Set every group's rate for this step: lr, the schedule's value at peak learning_rate, scaled
     by the group's initial_lr / learning_rate. A group whose peak is learning_rate gets lr itself,

@@ -21,7 +21,7 @@ import torch
 from checkpoint import GPT2_NAMES, load_pretrained, load_run
 from configurator import configure
 from data.common import GPT2_BPE, Tokenizer, find_meta
-from device import autocast_context, resolve_device, resolve_dtype
+from device import autocast_context, resolve_device, resolve_dtype, setup_device
 from model import GPT, GPTConfig
 
 # ----------------------------------------------------------------------------- config
@@ -60,6 +60,7 @@ def load_model():
 
 def main():
     device_ = resolve_device(device)
+    setup_device(device_)
     dtype_ = resolve_dtype(dtype, device_)
     try:
         model, tok = load_model()

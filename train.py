@@ -17,6 +17,7 @@ data/loader.py (batches, estimate_loss), device.py (device, dtype, peak FLOPS) a
 (the learning-rate schedule and the optimizer step).
 """
 
+import atexit
 import json
 import math
 import os
@@ -32,9 +33,11 @@ import torch
 from checkpoint import load_checkpoint, run_info, rng_state, save_checkpoint, set_rng_state, start_from
 from data.common import dataset_dir, load_meta
 from data.loader import estimate_loss, open_batches
-from device import autocast_context, bf16_warning, cpu_has_bf16, lookup_peak_flops, resolve_device, resolve_dtype
+from device import (autocast_context, bf16_warning, cpu_has_bf16, dtype_error, lookup_peak_flops, resolve_device,
+                    resolve_dtype, setup_device)
 from model import GPT, GPTConfig
-from optim import apply_lr, get_lr, load_optimizer_states, optimizer_step, remember_initial_lr, scaling_law_lr
+from optim import (apply_lr, get_lr, load_optimizer_states, load_scaler_state, optimizer_step, remember_initial_lr,
+                   scaling_law_lr)
 
 # ----------------------------------------------------------------------------- config
 # I/O
@@ -100,7 +103,7 @@ if __name__ == "__main__":
     resume_ckpt = None
     if init_from == "resume":  # the run's own settings are the defaults; what is given again wins
         try:
-            resume_ckpt = load_checkpoint(os.path.join(out_dir, "ckpt.pt"), "cpu")
+            resume_ckpt = load_checkpoint(os.path.join(out_dir, "ckpt.pt"))  # in host memory
         except (FileNotFoundError, RuntimeError) as e:
             sys.exit(f"error: {e}")
         for k, v in resume_ckpt.get("config", {}).items():
@@ -123,36 +126,35 @@ if __name__ == "__main__":
         from torch.nn.parallel import DistributedDataParallel as DDP
 
         rank, local_rank, world_size = int(os.environ["RANK"]), int(os.environ["LOCAL_RANK"]), int(os.environ["WORLD_SIZE"])
-        if device.startswith("cuda"):
-            device = f"cuda:{local_rank}"
-            torch.cuda.set_device(device)
-        dist.init_process_group(backend=("nccl" if device.startswith("cuda") else "gloo") if backend == "auto" else backend)
         if gradient_accumulation_steps % world_size:
             sys.exit(f"error: gradient_accumulation_steps={gradient_accumulation_steps} is not divisible by "
                      f"the {world_size} processes; make it a multiple of {world_size}")
+        if device.startswith("cuda"):
+            device = f"cuda:{local_rank}"
     else:
         rank, local_rank, world_size = 0, 0, 1
+    setup_device(device)  # cuda:N becomes the current GPU, TF32 on; a CPU flushes denormals
+    if ddp:
+        on_gpu = device.startswith("cuda")
+        dist.init_process_group(backend=("nccl" if on_gpu else "gloo") if backend == "auto" else backend,
+                                device_id=torch.device(device) if on_gpu else None)  # NCCL binds to this GPU now
+        atexit.register(lambda: dist.is_initialized() and dist.destroy_process_group())  # also after sys.exit
     master = rank == 0  # only rank 0 logs and writes checkpoints
     accum = gradient_accumulation_steps // world_size  # micro-steps per rank
     tokens_per_iter = gradient_accumulation_steps * batch_size * block_size
     device_type = device.split(":")[0]
     dtype = resolve_dtype(dtype, device)
-    if dtype == "bfloat16" and device_type == "cuda" and not torch.cuda.is_bf16_supported():
-        sys.exit("error: this GPU has no bfloat16; use --dtype=float16")
+    if error := dtype_error(dtype, device):
+        sys.exit(f"error: {error}")
     if device_type == "cpu" and master and (warning := bf16_warning(dtype, optimizer, cpu_has_bf16())):
         print(warning, file=sys.stderr)
     ctx = autocast_context(device, dtype)
     # fp16 gradients underflow without loss scaling; bf16 and fp32 need none
     scaler = torch.amp.GradScaler(device_type, enabled=(dtype == "float16"))
-    if device_type == "cpu":
-        torch.set_flush_denormal(True)  # denormal floats slowed fp32 steps here up to 1.6x
     torch.manual_seed(seed + rank)  # dropout differs per rank; the batch generator below does not
     random.seed(seed + rank)
     np.random.seed(seed + rank)
     batch_rng = np.random.default_rng(seed)  # same on every rank: ranks take different rows
-    if device_type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
 
     # ---- data
     ddir = dataset_dir(dataset, data_dir)
@@ -196,8 +198,7 @@ if __name__ == "__main__":
     remember_initial_lr(optimizers)  # each group follows the schedule from its own peak (Muon's: muon_lr)
     if init_from == "resume":
         load_optimizer_states(optimizers, ckpt["optimizer"])
-        if "scaler" in ckpt:
-            scaler.load_state_dict(ckpt["scaler"])
+        load_scaler_state(scaler, ckpt.get("scaler"))  # a bf16/fp32 run's is empty
         if "rng" in ckpt:
             set_rng_state(ckpt["rng"][rank] if rank < len(ckpt["rng"]) else ckpt["rng"][0])
             batch_rng.bit_generator.state = ckpt["batch_rng"]
@@ -208,7 +209,8 @@ if __name__ == "__main__":
             print("compiling the model... (takes a while)")
         model = torch.compile(model)
     if ddp:
-        model = DDP(model, device_ids=[local_rank] if device_type == "cuda" else None)
+        # the model's buffers (RoPE tables) never change: no need to re-send them every step
+        model = DDP(model, device_ids=[local_rank] if device_type == "cuda" else None, broadcast_buffers=False)
     peak = peak_flops or lookup_peak_flops(device)
 
     if master:
@@ -346,7 +348,7 @@ if __name__ == "__main__":
         dt, t0 = t1 - t0, t1
         iter_num += 1
         if iter_num % log_interval == 0 and master:
-            mfu = raw_model.estimate_mfu(tokens_per_iter, dt, peak)
+            mfu = raw_model.estimate_mfu(tokens_per_iter, dt, peak, world_size)  # peak is one device's
             mfu_text = f", mfu {mfu * 100:.1f}%" if mfu is not None else ""
             print(f"iter {iter_num}: loss {lossf:.4f}, lr {lr:.2e}, time {dt * 1000:.2f}ms, "
                   f"{tokens_per_iter / dt:,.0f} tok/s{mfu_text}")

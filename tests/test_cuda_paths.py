@@ -1,0 +1,236 @@
+"""What train.py, sample.py, bench.py and evaluate.py do on a GPU, checked on a CPU: the torch.cuda
+calls are replaced by fakes that answer as a GPU machine would, and generation is watched for the
+operations that make a GPU wait for the host."""
+
+import collections
+import json
+import random
+
+import numpy as np
+import pytest
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+import device
+from checkpoint import rng_state, save_checkpoint, set_rng_state
+from model import GPT, GPTConfig
+from optim import load_scaler_state
+
+TINY = dict(n_layer=2, n_head=4, n_embd=64, block_size=32, vocab_size=97, dropout=0.0)
+
+
+def tiny():
+    torch.manual_seed(0)
+    return GPT(GPTConfig(**TINY)).eval()
+
+
+class FakeCuda:
+    """torch.cuda's random-state calls on a machine with n_gpus GPUs, the current one `current`.
+    Each GPU's state is a distinct tensor; the *_all calls fail when the saved list is longer than
+    the GPUs there are, as torch's do."""
+
+    def __init__(self, monkeypatch, n_gpus, current):
+        self.states = {i: torch.full((16,), 10 + i, dtype=torch.uint8) for i in range(n_gpus)}
+        self.current, self.n_gpus, self.restored = current, n_gpus, []
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+        monkeypatch.setattr(torch.cuda, "current_device", lambda: self.current)
+        monkeypatch.setattr(torch.cuda, "get_rng_state", self.get)
+        monkeypatch.setattr(torch.cuda, "set_rng_state", self.set)
+        monkeypatch.setattr(torch.cuda, "get_rng_state_all", lambda: [self.states[i] for i in range(n_gpus)])
+        monkeypatch.setattr(torch.cuda, "set_rng_state_all", self.set_all)
+
+    def index(self, device):
+        device = torch.device(device) if not isinstance(device, int) else torch.device("cuda", device)
+        return self.current if device.index is None else device.index
+
+    def get(self, device="cuda"):
+        return self.states[self.index(device)].clone()
+
+    def set(self, state, device="cuda"):
+        i = self.index(device)
+        if i >= self.n_gpus:
+            raise RuntimeError(f"invalid device ordinal {i}")
+        self.restored.append((i, state.clone()))
+
+    def set_all(self, states):
+        for i, s in enumerate(states):
+            self.set(s, i)
+
+
+def test_rng_state_saves_and_restores_only_this_ranks_gpu(monkeypatch):
+    saved_on = FakeCuda(monkeypatch, n_gpus=8, current=3)  # rank 3 of an 8-GPU run
+    state = rng_state()
+    assert torch.equal(state["cuda"], saved_on.states[3])  # one tensor, this GPU's
+    expected = (random.random(), np.random.rand(), torch.rand(3))
+    resumed_on = FakeCuda(monkeypatch, n_gpus=4, current=3)  # the resume sees 4 GPUs: still fine
+    set_rng_state(state)
+    assert [i for i, _ in resumed_on.restored] == [3]
+    assert torch.equal(resumed_on.restored[0][1], saved_on.states[3])
+    again = (random.random(), np.random.rand(), torch.rand(3))
+    assert again[:2] == expected[:2] and torch.equal(again[2], expected[2])
+
+
+def test_rng_state_of_an_older_checkpoint_with_every_gpu_restores_this_one(monkeypatch):
+    old = FakeCuda(monkeypatch, n_gpus=8, current=0)
+    state = {**rng_state(), "cuda": torch.cuda.get_rng_state_all()}  # how checkpoints were written before
+    resumed = FakeCuda(monkeypatch, n_gpus=2, current=1)  # fewer GPUs now: set_rng_state_all would fail
+    set_rng_state(state)
+    assert [i for i, _ in resumed.restored] == [1]
+    assert torch.equal(resumed.restored[0][1], old.states[1])
+    single = FakeCuda(monkeypatch, n_gpus=2, current=1)  # an older single-GPU run resumed on cuda:1
+    set_rng_state({**state, "cuda": [old.states[0]]})
+    assert [i for i, _ in single.restored] == [1] and torch.equal(single.restored[0][1], old.states[0])
+
+
+def test_an_fp16_resume_of_a_bf16_or_fp32_run_keeps_a_fresh_grad_scaler():
+    saved = torch.amp.GradScaler("cpu", enabled=False).state_dict()  # what a bf16 or fp32 run saves
+    assert saved == {}
+    fp16 = torch.amp.GradScaler("cpu")
+    load_scaler_state(fp16, saved)  # torch's load_state_dict raises "The source state dict is empty"
+    load_scaler_state(fp16, None)  # checkpoints without the key
+    assert fp16.get_scale() == 2.0 ** 16  # torch's initial scale
+    fp16_run = torch.amp.GradScaler("cpu", init_scale=1024.0, growth_interval=7)
+    load_scaler_state(fp16, fp16_run.state_dict())  # an fp16 run's state still comes back
+    assert fp16.get_scale() == 1024.0 and fp16.get_growth_interval() == 7
+
+
+def test_mfu_is_per_device_under_ddp():
+    m = tiny()
+    one = m.estimate_mfu(tokens_per_iter=4096, dt=0.5, peak_flops=1e12)
+    two = m.estimate_mfu(tokens_per_iter=2 * 4096, dt=0.5, peak_flops=1e12, world_size=2)  # each rank 4096
+    assert one == pytest.approx(m.flops_per_token() * 4096 / 0.5 / 1e12)
+    assert two == pytest.approx(one)
+    halved = m.estimate_mfu(tokens_per_iter=4096, dt=0.5, peak_flops=1e12, world_size=2)  # the same work split
+    assert halved == pytest.approx(one / 2)
+    assert m.estimate_mfu(4096, 0.5, 0.0, world_size=2) is None
+
+
+def test_bf16_counts_only_where_the_gpu_has_it(monkeypatch):
+    def emulated_only(including_emulation=True):  # a V100 or T4: torch emulates bf16
+        return including_emulation
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", emulated_only)
+    assert device.resolve_dtype("auto", "cuda") == "float16"
+    assert device.resolve_dtype("auto", "cuda:1") == "float16"
+    assert "use --dtype=float16" in device.dtype_error("bfloat16", "cuda:0")
+    assert device.dtype_error("float16", "cuda:0") is None
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)  # an A100
+    assert device.resolve_dtype("auto", "cuda") == "bfloat16"
+    assert device.dtype_error("bfloat16", "cuda") is None
+
+
+def test_peak_flops_by_exact_device_name(monkeypatch):
+    f = device.peak_flops_of
+    assert f("NVIDIA L4") == 121e12 and f("NVIDIA L40S") == 362.05e12 and f("NVIDIA L40") == 181.05e12
+    assert f("NVIDIA H100 80GB HBM3") == 989.5e12 and f("NVIDIA H100 PCIe") == 756.5e12
+    assert f("NVIDIA H100 NVL") == 835.5e12 and f("NVIDIA H200") == 989.5e12
+    assert f("NVIDIA A100-SXM4-80GB") == 312e12 and f("NVIDIA GeForce RTX 4090") == 165.2e12
+    assert f("Tesla V100-SXM2-16GB") == 125e12 and f("Tesla T4") == 65e12
+    for unknown in ("NVIDIA H100", "L4", "NVIDIA GeForce RTX 4090 D", "NVIDIA B200", ""):
+        assert f(unknown) == 0.0, unknown
+    kinds = {name: kind for name, (_, kind) in device.PEAK_FLOPS.items()}
+    assert kinds["Tesla V100-SXM2-16GB"] == kinds["Tesla T4"] == "fp16"  # no bf16 on Volta or Turing
+    assert kinds["NVIDIA A100-SXM4-80GB"] == kinds["NVIDIA L4"] == "bf16"
+    assert set(kinds.values()) == {"bf16", "fp16"}
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda d=None: "NVIDIA L40S")
+    assert device.lookup_peak_flops("cuda:0") == 362.05e12 and device.lookup_peak_flops("cpu") == 0.0
+
+
+class HostSyncs(TorchDispatchMode):
+    """Counts the operations that on a GPU wait for it (a tensor read as a Python number or bool,
+    nonzero) or copy a tensor made on the host to it (a Python list used as an index)."""
+    SYNCS = ("aten._local_scalar_dense", "aten.nonzero", "aten.lift_fresh", "aten.item")
+
+    def __init__(self):
+        super().__init__()
+        self.seen = collections.Counter()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        name = str(func)
+        if name.startswith(self.SYNCS):
+            self.seen[name] += 1
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("use_cache", [True, False])
+def test_decoding_without_eos_never_waits_for_the_device(use_cache):
+    m = tiny()
+    prompt = torch.zeros(2, 3, dtype=torch.long)
+    for new in (4, 40):  # 40 also slides the window past block_size=32
+        with HostSyncs() as syncs:
+            m.generate(prompt, new, temperature=0.8, top_k=10, top_p=0.9, use_cache=use_cache,
+                       generator=torch.Generator().manual_seed(1))
+        assert not syncs.seen, f"{new} tokens: {dict(syncs.seen)}"
+    with HostSyncs() as syncs:  # with an end-of-text token, one look at the finished rows per token
+        out = m.generate(prompt, 12, temperature=0.0, eos_token=96, use_cache=use_cache)
+    assert sum(syncs.seen.values()) <= 12 and out.shape[1] - 3 <= 12
+
+
+def test_checkpoints_load_into_host_memory_for_evaluate(tmp_path, monkeypatch):
+    """evaluate.py reads ckpt.pt whole (optimizer moments too) into host memory and sends only
+    the model to its device. The device here is 'meta', which no loader maps a checkpoint to."""
+    import evaluate
+    model = tiny()
+    opt = model.configure_optimizers(0.1, 1e-3, (0.9, 0.95), "cpu")[0]
+    model(torch.zeros(1, 4, dtype=torch.long), torch.zeros(1, 4, dtype=torch.long))[1].backward()
+    opt.step()
+    save_checkpoint({"model": model.state_dict(), "model_args": {**TINY}, "optimizer": [opt.state_dict()],
+                     "iter_num": 1, "best_val_loss": 9.9, "config": {}}, str(tmp_path / "ckpt.pt"))
+    with open(tmp_path / "meta.json", "w") as f:
+        json.dump({"vocab_size": 97, "dtype": "uint16", "tokenizer": {"kind": "char", "chars": "x" * 97}}, f)
+    map_locations, loaded = [], []
+    real_load = torch.load
+
+    def spy_load(*args, **kwargs):
+        map_locations.append(kwargs.get("map_location"))
+        return real_load(*args, **kwargs)
+
+    def stop_at_model(ckpt):
+        loaded.append(ckpt)
+        raise KeyboardInterrupt  # far enough: what follows needs a real device
+
+    monkeypatch.setattr(torch, "load", spy_load)
+    monkeypatch.setattr(evaluate, "model_from_checkpoint", stop_at_model)
+    for key, value in dict(out_dir=str(tmp_path), data_dir=str(tmp_path), device="meta", dtype="float32",
+                           questions="", baseline_only=False).items():
+        monkeypatch.setattr(evaluate, key, value)
+    with pytest.raises(KeyboardInterrupt):
+        evaluate.main()
+    assert map_locations == ["cpu"]
+    ckpt = loaded[0]
+    tensors = list(ckpt["model"].values()) + [t for s in ckpt["optimizer"][0]["state"].values()
+                                              for t in s.values() if torch.is_tensor(t)]
+    assert len(tensors) > len(ckpt["model"]) and {t.device.type for t in tensors} == {"cpu"}
+
+
+class Switches:
+    """Stands in for torch.backends.cuda.matmul or torch.backends.cudnn.conv: records what is set."""
+
+    def __init__(self):
+        self.__dict__["was_set"] = {}
+
+    def __setattr__(self, name, value):
+        self.was_set[name] = value
+
+
+def test_setup_device_uses_the_new_tf32_switches_and_the_rank_gpu(monkeypatch):
+    chosen, flushed = [], []
+    monkeypatch.setattr(torch.cuda, "set_device", chosen.append)
+    monkeypatch.setattr(torch, "set_flush_denormal", flushed.append)
+    matmul, conv = Switches(), Switches()
+    monkeypatch.setattr(torch.backends.cuda, "matmul", matmul)
+    monkeypatch.setattr(torch.backends.cudnn, "conv", conv)
+    device.setup_device("cuda:1")
+    device.setup_device("cuda")  # the current GPU, whichever it is
+    # not allow_tf32: torch >= 2.9 warns about it, and mixing it with fp32_precision is an error
+    assert matmul.was_set == conv.was_set == {"fp32_precision": "tf32"}
+    assert chosen == ["cuda:1"] and flushed == []
+    device.setup_device("cpu")
+    assert flushed == [True] and chosen == ["cuda:1"]
+
+
+def test_adafactor_takes_the_batched_path_on_cuda():
+    m = tiny()
+    on_gpu = m.configure_optimizers(0.1, 1e-2, (0.9, 0.95), "cuda", "adafactor")[0]
+    on_cpu = m.configure_optimizers(0.1, 1e-2, (0.9, 0.95), "cpu", "adafactor")[0]
+    assert on_gpu.defaults["foreach"] is True and not on_cpu.defaults["foreach"]
