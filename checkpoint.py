@@ -10,7 +10,8 @@ What a run saves and what a run can start from.
 A checkpoint is a dict saved with torch.save and read back with weights_only=True, so loading
 one never runs code: "model" (the plain module's state dict), "model_args" (GPTConfig fields),
 "optimizer" (a list, one state dict per optimizer), "scaler", "iter_num", "best_val_loss",
-"config" (every train.py key), "rng" (one entry per rank), "batch_rng", "elapsed_s".
+"config" (every train.py key), "rng" (one entry per rank, with that rank's GPU generator),
+"batch_rng", "elapsed_s".
 """
 
 import json

@@ -139,7 +139,7 @@ def test_peak_flops_by_exact_device_name(monkeypatch):
 class HostSyncs(TorchDispatchMode):
     """Counts the operations that on a GPU wait for it (a tensor read as a Python number or bool,
     nonzero) or copy a tensor made on the host to it (a Python list used as an index)."""
-    SYNCS = ("aten._local_scalar_dense", "aten.nonzero", "aten.lift_fresh", "aten.item")
+    SYNCS = ("aten._local_scalar_dense", "aten.nonzero", "aten.lift_fresh")  # .item() and bool() are the first
 
     def __init__(self):
         super().__init__()
@@ -162,8 +162,8 @@ def test_decoding_without_eos_never_waits_for_the_device(use_cache):
                        generator=torch.Generator().manual_seed(1))
         assert not syncs.seen, f"{new} tokens: {dict(syncs.seen)}"
     with HostSyncs() as syncs:  # with an end-of-text token, one look at the finished rows per token
-        out = m.generate(prompt, 12, temperature=0.0, eos_token=96, use_cache=use_cache)
-    assert sum(syncs.seen.values()) <= 12 and out.shape[1] - 3 <= 12
+        m.generate(prompt, 12, temperature=0.0, eos_token=96, use_cache=use_cache)
+    assert dict(syncs.seen) == {"aten._local_scalar_dense.default": 12}
 
 
 def test_checkpoints_load_into_host_memory_for_evaluate(tmp_path, monkeypatch):
