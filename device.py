@@ -1,5 +1,5 @@
 """
-Which device and number format a run uses, and how fast that device could go.
+Which device and number format a run uses, how it is set up, and how fast that device could go.
 
 train.py, sample.py, bench.py and evaluate.py all resolve 'auto' here, so every stage
 picks the same device and dtype for the same machine.
@@ -98,8 +98,9 @@ def autocast_context(device, dtype):
 # spec sheets, which print the sparse figure, twice the dense one, for Ampere and later: A100
 # datasheet (312 TF, SXM and PCIe), H100 datasheet (SXM 1,979 / NVL 1,671 sparse; PCIe 1,513 sparse
 # in the 2022 sheet), H200 datasheet (SXM 1,979 / NVL 1,671 sparse), A10 (125 dense), L4 (242
-# sparse), L40 and L40S (181.05 and 362.05 dense), the Ada whitepaper for the RTX 4090 (165.2 with fp32 accumulate),
-# the Ampere GA102 whitepaper for the RTX 3090 (71), V100 (SXM2 125, PCIe 112 fp16) and T4 (65 fp16).
+# sparse), L40 and L40S (181.05 and 362.05 dense), the Ada whitepaper for the RTX 4090 (165.2 with
+# fp32 accumulate), the Ampere GA102 whitepaper for the RTX 3090 (71), V100 (SXM2 125, PCIe 112)
+# and T4 (65), both fp16.
 PEAK_FLOPS = {  # name: (FLOP/s, what the number is)
     "NVIDIA A100-SXM4-40GB": (312e12, "bf16"), "NVIDIA A100-SXM4-80GB": (312e12, "bf16"),
     "NVIDIA A100-PCIE-40GB": (312e12, "bf16"), "NVIDIA A100 80GB PCIe": (312e12, "bf16"),
@@ -116,8 +117,8 @@ PEAK_FLOPS = {  # name: (FLOP/s, what the number is)
 
 
 def peak_flops_of(name):
-    """The peak FLOP/s of the GPU named exactly so (PEAK_FLOPS), or 0.0: a near name such as
-    "NVIDIA L40" is another GPU, not the L40S or the L4."""
+    """The peak FLOP/s of the GPU named exactly so (PEAK_FLOPS), or 0.0. Never a near name: the
+    L4 is not the L40S, and an H100 PCIe runs at three quarters of an H100 SXM."""
     return PEAK_FLOPS.get(name.strip(), (0.0, None))[0]
 
 
