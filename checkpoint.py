@@ -86,7 +86,9 @@ def load_checkpoint(path):
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no checkpoint at {path}; train one first (python train.py ...) or fix --out_dir")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        # mmap: tensors are read from the file when used, and the ranks of one node share its pages
+        # (copy-on-write, so training never writes into the file)
+        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as e:
         first = (str(e).splitlines() or [""])[0].split(". ")[0]  # torch's first sentence; the rest is advice
         why = f"{type(e).__name__}: {first}" if first else type(e).__name__

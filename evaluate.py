@@ -38,7 +38,7 @@ baseline = "London"  # the constant answer the accuracy is compared with
 baseline_only = False  # with --questions: only the baseline's accuracy, no checkpoint needed
 seed = 1337  # which batches the loss is measured on
 device = "auto"
-dtype = "auto"
+dtype = "auto"  # of the loss; answers to --questions are always decoded in fp32
 data_dir = ""  # where the dataset is, if not where the checkpoint was trained on
 # ------------------------------------------------------------------------------
 
@@ -66,8 +66,10 @@ def accuracy(predicted, answers):
 
 
 @torch.no_grad()
-def answer(model, tok, mask, questions, device, ctx, max_new_tokens=32):
-    """Greedy answers: questions of the same length share one batch (no padding needed)."""
+def answer(model, tok, mask, questions, device, max_new_tokens=32):
+    """Greedy answers: questions of the same length share one batch (no padding needed). Decoded
+    in fp32 whatever --dtype says: the argmax of bf16 logits flips on near-ties, and the answers
+    must not depend on the device they were computed on."""
     block = model.config.block_size
     prompts = [tok.encode(q) + [mask] for q in questions]
     by_length = defaultdict(list)
@@ -78,7 +80,7 @@ def answer(model, tok, mask, questions, device, ctx, max_new_tokens=32):
         if n >= block:
             raise ValueError(f"a question of {n - 1} tokens leaves no room to answer in block_size={block}")
         x = torch.tensor([prompts[i] for i in rows], dtype=torch.long, device=device)  # (B, n)
-        with ctx:
+        with torch.autocast(device.split(":")[0], enabled=False):  # fp32, even inside a caller's autocast
             y = model.generate(x, min(block - n, max_new_tokens), temperature=0.0, eos_token=mask)  # (B, n + new)
         for i, row in zip(rows, y[:, n:].tolist()):
             out[i] = parse_answer(tok.decode(row), tok.decode([mask]))
@@ -126,7 +128,7 @@ def main():
                  f"data/birthplace (python data/birthplace/prepare.py)")
     try:
         qs, answers = read_questions(questions)
-        predicted = answer(model, Tokenizer.from_meta(meta, ddir), meta["mask"], qs, device_, ctx, max_answer_tokens)
+        predicted = answer(model, Tokenizer.from_meta(meta, ddir), meta["mask"], qs, device_, max_answer_tokens)
     except (OSError, ValueError) as e:
         sys.exit(f"error: {e}")
     path = predictions or os.path.join(out_dir, os.path.splitext(os.path.basename(questions))[0] + ".predictions.txt")

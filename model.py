@@ -191,20 +191,23 @@ class CausalSelfAttention(nn.Module):
         if cache is not None:
             k, v = cache.store(self.layer, k, v)  # (B, nkv, S, hs), S = positions so far
         S = k.size(2)
-        if self.n_kv_head != self.n_head:  # each group of heads reads the same k, v
-            k = k.repeat_interleave(self.n_head // self.n_kv_head, dim=1)  # (B, nh, S, hs)
-            v = v.repeat_interleave(self.n_head // self.n_kv_head, dim=1)
+        groups = self.n_head // self.n_kv_head  # query heads per k/v head (1: plain multi-head)
         if self.manual:
+            if groups > 1:  # each group of heads reads the same k, v
+                k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)  # (B, nh, S, hs)
             att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(self.hs))  # (B, nh, T, S)
             att = att.masked_fill(~causal_mask(T, S, x.device), float("-inf"))
             att = self.attn_dropout(F.softmax(att, dim=-1))
             y = att @ v  # (B, nh, T, S) x (B, nh, S, hs) -> (B, nh, T, hs)
         else:
-            # is_causal masks the upper triangle of a square (T, T); with a cache the
-            # T new queries sit at the end of S keys, so pass the mask explicitly
-            mask = None if S == T else causal_mask(T, S, x.device)
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None,
-                                               dropout_p=self.dropout if self.training else 0.0)
+            # is_causal masks the upper triangle of a square (T, T). With a cache the T new queries
+            # sit at the end of S keys: one query (decoding) sees every key, so it needs no mask and
+            # the flash kernel still applies; several (a prefill after the first) need it explicitly.
+            # enable_gqa lets the kernel read each k/v head for its group, without copying the cache.
+            mask = causal_mask(T, S, x.device) if T != S and T > 1 else None
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=T == S and T > 1,
+                                               dropout_p=self.dropout if self.training else 0.0,
+                                               enable_gqa=groups > 1)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, nh, T, hs) -> (B, T, C): merge heads
         return self.resid_dropout(self.c_proj(y))
 

@@ -100,12 +100,16 @@ if __name__ == "__main__":
     from configurator import configure
 
     chosen = configure(globals())
+    # every rank reads checkpoints itself (memory-mapped: the ranks of a node share the page cache),
+    # so on several nodes out_dir and ckpt:PATH must be on a filesystem that every node sees
+    on_other_node = "" if int(os.environ.get("RANK", 0)) == 0 else \
+        f" (rank {os.environ['RANK']}: with several nodes, put out_dir and ckpt:PATH on a filesystem every node shares)"
     resume_ckpt = None
     if init_from == "resume":  # the run's own settings are the defaults; what is given again wins
         try:
             resume_ckpt = load_checkpoint(os.path.join(out_dir, "ckpt.pt"))  # in host memory
         except (FileNotFoundError, RuntimeError) as e:
-            sys.exit(f"error: {e}")
+            sys.exit(f"error: {e}{on_other_node}")
         for k, v in resume_ckpt.get("config", {}).items():
             if k in CONFIG_KEYS and k not in chosen and k not in ("init_from", "out_dir"):
                 globals()[k] = v
@@ -172,7 +176,7 @@ if __name__ == "__main__":
         model_args, ckpt = start_from(init_from, {f.name: globals()[f.name] for f in fields(GPTConfig)},
                                       chosen, meta, ddir, resume_ckpt)
     except ValueError as e:
-        sys.exit(f"error: {e}")
+        sys.exit(f"error: {e}{on_other_node}")
     iter_num, best_val_loss, elapsed = 0, float("inf"), 0.0  # elapsed: seconds of training before this process
     if init_from == "resume":
         iter_num, best_val_loss, elapsed = ckpt["iter_num"], ckpt["best_val_loss"], ckpt.get("elapsed_s", 0.0)
@@ -296,7 +300,7 @@ if __name__ == "__main__":
 
         # evaluate, log, checkpoint
         if iter_num % eval_interval == 0 or iter_num >= max_iters or eval_only:
-            losses = estimate_loss(model, splits, eval_iters, batch_size, ctx)
+            losses = estimate_loss(model, splits, eval_iters, batch_size, ctx, rank=rank, world_size=world_size)
             reached = target_val_loss > 0 and losses["val"] <= target_val_loss
             if master:
                 print(f"step {iter_num}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}, "

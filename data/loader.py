@@ -123,20 +123,28 @@ def open_batches(data_dir, split, meta, block_size, device, length_bands=1):
 
 
 @torch.no_grad()
-def estimate_loss(model, splits, eval_iters, batch_size, ctx, seed=0):
+def estimate_loss(model, splits, eval_iters, batch_size, ctx, seed=0, rank=0, world_size=1):
     """Mean loss per split (name -> batch source) over eval_iters batches. The batches are the
     same at every call (fixed seed), so evaluations along a run, and across runs, compare like
-    with like."""
+    with like. Under DDP (world_size > 1; every rank must call this) each rank scores every
+    world_size-th batch and the sums are all-reduced, so every rank returns the same numbers and
+    takes the same decisions from them (a rank that decided alone from its own last bits could
+    enter a checkpoint's collective while the others train on: a hang). The losses stay on the
+    device until the end: one wait for it per split, not one per batch."""
     out = {}
     model.eval()
     for split, batches in splits.items():
         rows = batches.draw(np.random.default_rng(seed), eval_iters, batch_size)
-        losses = torch.zeros(eval_iters)
-        for k in range(eval_iters):
+        mine = range(rank, eval_iters, world_size)  # this rank's batches
+        losses = torch.zeros(len(mine), device=next(model.parameters()).device)
+        for i, k in enumerate(mine):
             X, Y = batches.get(rows[k])
             with ctx:
                 _, loss = model(X, Y)
-            losses[k] = loss.item()
-        out[split] = losses.mean().item()
+            losses[i] = loss.detach().float()
+        total = losses.sum()
+        if world_size > 1:
+            torch.distributed.all_reduce(total, op=torch.distributed.ReduceOp.SUM)
+        out[split] = (total / eval_iters).item()  # the mean, as one process computes it
     model.train()
     return out

@@ -234,3 +234,108 @@ def test_adafactor_takes_the_batched_path_on_cuda():
     on_gpu = m.configure_optimizers(0.1, 1e-2, (0.9, 0.95), "cuda", "adafactor")[0]
     on_cpu = m.configure_optimizers(0.1, 1e-2, (0.9, 0.95), "cpu", "adafactor")[0]
     assert on_gpu.defaults["foreach"] is True and not on_cpu.defaults["foreach"]
+
+
+def test_decoding_one_token_passes_no_mask_and_gqa_copies_no_cache(monkeypatch):
+    """A query of length 1 sees every cached key: SDPA gets no mask (so the flash kernel can run)
+    and, with grouped-query attention, the k/v heads as stored (enable_gqa, no repeat_interleave)."""
+    import torch.nn.functional as F
+    seen, real = [], F.scaled_dot_product_attention
+
+    def spy(q, k, v, attn_mask=None, is_causal=False, enable_gqa=False, **kw):
+        seen.append((q.size(2), k.size(2), q.size(1), k.size(1), attn_mask is None, is_causal, enable_gqa))
+        return real(q, k, v, attn_mask=attn_mask, is_causal=is_causal, enable_gqa=enable_gqa, **kw)
+
+    model = GPT(GPTConfig(n_layer=1, n_head=4, n_kv_head=2, n_embd=32, block_size=16, vocab_size=11)).eval()
+    monkeypatch.setattr(F, "scaled_dot_product_attention", spy)
+    monkeypatch.setattr(torch.Tensor, "repeat_interleave", lambda *a, **k: pytest.fail("the cache was copied"))
+    with torch.no_grad():
+        model.generate(torch.zeros(2, 3, dtype=torch.long), 3, temperature=0.0)
+    assert seen[0] == (3, 3, 4, 2, True, True, True)  # the prefill: causal, no explicit mask
+    assert seen[1:] == [(1, s, 4, 2, True, False, True) for s in (4, 5)]  # each decode step: no mask at all
+
+
+def test_evaluate_answers_in_fp32_whatever_the_dtype(monkeypatch):
+    """Greedy answers do not run under autocast: the same argmax on every device."""
+    import evaluate
+    from data.common import Tokenizer
+    states = []
+    real = GPT.forward
+
+    def forward(self, *a, **kw):
+        states.append(torch.is_autocast_enabled("cpu"))
+        return real(self, *a, **kw)
+
+    monkeypatch.setattr(GPT, "forward", forward)
+    tok = Tokenizer({"kind": "char", "chars": "□⁇ab?"})
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # as if evaluate.py ran with --dtype=bfloat16
+        torch.manual_seed(0)
+        model = GPT(GPTConfig(n_layer=1, n_head=2, n_embd=16, block_size=16, vocab_size=5)).eval()
+        out = evaluate.answer(model, tok, 1, ["ab?", "ba?", "a?"], "cpu", max_new_tokens=3)
+        assert torch.is_autocast_enabled("cpu")  # the caller's autocast is left as it was
+    assert len(out) == 3 and len(states) >= 2 and not any(states)
+
+
+@pytest.mark.slow  # runs train.py
+def test_checkpoints_are_memory_mapped_and_other_ranks_say_where_out_dir_must_be(tmp_path):
+    import subprocess
+    import sys
+
+    from checkpoint import load_checkpoint
+    save_checkpoint({"model": {"w": torch.arange(6.0)}, "model_args": {}, "iter_num": 1}, str(tmp_path / "ckpt.pt"))
+    w = load_checkpoint(str(tmp_path / "ckpt.pt"))["model"]["w"]
+    assert torch.equal(w, torch.arange(6.0))
+    w += 1  # copy-on-write: the file keeps what was saved
+    assert torch.equal(load_checkpoint(str(tmp_path / "ckpt.pt"))["model"]["w"], torch.arange(6.0))
+    # a rank other than 0 that cannot find the checkpoint says why, in one line (train.py exits
+    # before it starts a process group, so no torchrun is needed to see it)
+    root = __import__("os").path.dirname(__import__("os").path.dirname(__import__("os").path.abspath(__file__)))
+    env = dict(__import__("os").environ, RANK="3", LOCAL_RANK="1", WORLD_SIZE="4")
+    p = subprocess.run([sys.executable, "train.py", "--init_from=resume", f"--out_dir={tmp_path / 'nowhere'}"],
+                       cwd=root, env=env, capture_output=True, text=True, timeout=120)
+    assert p.returncode != 0 and "Traceback" not in p.stderr
+    assert "no checkpoint at" in p.stderr and "rank 3: with several nodes, put out_dir" in p.stderr
+
+
+def _sharded_eval_worker(rank, world_size, port, model_state, data, out):
+    import torch.distributed as dist
+    from data.loader import TokenWindows, estimate_loss
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world_size)
+    try:
+        model = tiny()
+        model.load_state_dict(model_state)
+        splits = {"val": TokenWindows(data, 8, "cpu")}
+        loss = estimate_loss(model, splits, 5, 3, torch.autocast("cpu", enabled=False), rank=rank,
+                             world_size=world_size)["val"]
+        mfu = model.estimate_mfu(10_000, 0.5, 1e12, world_size)  # the logged figure: all ranks' tokens
+        out.put((rank, loss, mfu, loss < 2.7))  # the decision each rank takes from its number
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.slow  # two gloo processes, as under torchrun
+def test_sharded_evaluation_equals_one_process_and_every_rank_decides_alike():
+    import socket
+
+    import torch.multiprocessing as mp
+    from data.loader import TokenWindows, estimate_loss
+    torch.manual_seed(0)
+    model, data = tiny(), np.random.default_rng(0).integers(0, 11, 400).astype(np.uint16)
+    one = estimate_loss(model, {"val": TokenWindows(data, 8, "cpu")}, 5, 3, torch.autocast("cpu", enabled=False))["val"]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    procs = [ctx.Process(target=_sharded_eval_worker, args=(r, 2, port, model.state_dict(), data, out)) for r in (0, 1)]
+    for p in procs:
+        p.start()
+    results = sorted(out.get(timeout=120) for _ in procs)
+    for p in procs:
+        p.join(timeout=60)
+    assert [r for r, *_ in results] == [0, 1]
+    (_, loss0, mfu0, d0), (_, loss1, mfu1, d1) = results
+    assert loss0 == loss1 and d0 == d1  # bit for bit the same number on both ranks: one decision
+    assert abs(loss0 - one) < 1e-6  # and the single-process figure (only the order of the sum differs)
+    # MFU: 2 ranks moving the same total tokens in the same time use half of each device
+    assert mfu0 == mfu1 and abs(2 * mfu0 - model.estimate_mfu(10_000, 0.5, 1e12)) < 1e-12
