@@ -12,6 +12,7 @@ import contextlib
 import importlib.util
 import io
 import os
+import runpy
 import shutil
 import subprocess
 import sys
@@ -117,23 +118,17 @@ def quietly(fn, *args):
     return result, out.getvalue()
 
 
-def main_in_process(module, *argv):
-    """What `python <module>.py *argv` does, in this process: the configurator sets the
-    script's globals from argv, then its main() runs (given argv, if it takes it). The globals
-    are put back afterwards. For the scripts whose settings are module globals (sample.py,
-    evaluate.py, export.py, ablate.py); returns what main() printed. A sys.exit("error: ...")
-    comes out as SystemExit."""
-    import inspect
-
-    from configurator import configure
-    saved = dict(vars(module))
+def in_process(script, *argv):
+    """What `python script *argv` prints, without starting a new interpreter: the script runs
+    as __main__ in this process, with sys.argv set, through its own command-line code (for
+    sample.py, evaluate.py, export.py, ablate.py). A sys.exit("error: ...") comes out as
+    SystemExit, whose message python would print to stderr."""
+    saved = sys.argv
+    sys.argv = [script, *argv]
     try:
-        configure(vars(module), list(argv))
-        args = [list(argv)] if inspect.signature(module.main).parameters else []
-        return quietly(module.main, *args)[1]
+        return quietly(runpy.run_path, os.path.join(ROOT, script), None, "__main__")[1]
     finally:
-        vars(module).clear()
-        vars(module).update(saved)
+        sys.argv = saved
 
 
 def exit_message(fn, *args):

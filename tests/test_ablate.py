@@ -6,7 +6,7 @@ import os
 import pytest
 
 import ablate
-from conftest import exit_message, main_in_process, run
+from conftest import exit_message, in_process, run
 from plot import read_log
 
 TINY = ["--device=cpu", "--n_layer=1", "--n_head=2", "--n_embd=16", "--block_size=16", "--batch_size=4",
@@ -58,15 +58,15 @@ def test_ablation_report_plots_skip_and_resume(char_data, tmp_path):
     assert open(os.path.join(out, "baseline", "log.jsonl")).read() == before
     assert len(table_rows(open(os.path.join(out, "report.md")).read())) == 7
     # report_only: a second seed is asked for but nothing trains; the report keeps the 7 finished runs
-    printed = main_in_process(ablate, f"--data_dir={char_data}", f"--out_dir={out}", *TINY, "--seeds=2",
-                              "--report_only=True")
+    printed = in_process("ablate.py", f"--data_dir={char_data}", f"--out_dir={out}", *TINY, "--seeds=2",
+                         "--report_only=True")
     assert printed.count("left out of the report") == 7 and not os.path.exists(os.path.join(out, "baseline-s1"))
     assert [r.split("|")[1].strip() for r in table_rows(open(os.path.join(out, "report.md")).read())] == [
         name for name, _ in ablate.RUNS]
 
 
 def test_ablation_refuses_to_set_a_varied_flag(char_data, tmp_path):
-    line = exit_message(main_in_process, ablate, f"--data_dir={char_data}", f"--out_dir={tmp_path}", "--use_rope=True")
+    line = exit_message(in_process, "ablate.py", f"--data_dir={char_data}", f"--out_dir={tmp_path}", "--use_rope=True")
     assert line == "error: --use_rope is what the ablation varies; drop it (every run sets it itself)"
 
 

@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-import evaluate
-from conftest import fixture, main_in_process, run
+from conftest import fixture, in_process, run
 from data.birthplace.batches import MASK, PAD, QA, SpanCorruption, corrupt, qa_example, span_corruption_example
 from data.common import Tokenizer, load_meta
 from evaluate import accuracy, parse_answer, read_questions
@@ -179,14 +178,14 @@ def test_read_questions_parse_and_accuracy(tmp_path):
     test = tmp_path / "test.tsv"
     test.write_text("Where was Ada Lovelace born?\nWhere was Kurt Gödel born?\n", encoding="utf-8")
     assert read_questions(str(test)) == (["Where was Ada Lovelace born?", "Where was Kurt Gödel born?"], None)
-    assert "1/3 correct = 33.3%" in main_in_process(evaluate, "--baseline_only=True", f"--questions={dev}")
+    assert "1/3 correct = 33.3%" in in_process("evaluate.py", "--baseline_only=True", f"--questions={dev}")
     lines = course_file("birth_dev.tsv").splitlines()
     n = london(lines)
     assert 0 < n < len(lines) / 10  # London is the most common birthplace, but rare enough
-    printed = main_in_process(evaluate, "--baseline_only=True", f"--questions={fixture('birthplace', 'birth_dev.tsv')}")
+    printed = in_process("evaluate.py", "--baseline_only=True", f"--questions={fixture('birthplace', 'birth_dev.tsv')}")
     assert f"{n}/{len(lines)} correct = {100 * n / len(lines):.1f}%" in printed  # CS224N's London baseline
     with pytest.raises(SystemExit) as e:
-        main_in_process(evaluate, "--baseline_only=True", f"--questions={test}")
+        in_process("evaluate.py", "--baseline_only=True", f"--questions={test}")
     assert e.value.code.startswith("error: ") and "has no answers" in e.value.code
     p = run("evaluate.py", "--baseline_only=True", f"--questions={test}", check=False)  # the same, typed
     assert p.returncode != 0 and p.stderr.startswith("error: ") and "has no answers" in p.stderr
@@ -219,7 +218,7 @@ def test_pretrain_finetune_evaluate_pipeline(bp_data, tmp_path, attention):
     if attention == "vanilla":  # the command line once; the rest in this process
         printed = run("evaluate.py", *args).stdout
     else:
-        printed = main_in_process(evaluate, *args)
+        printed = in_process("evaluate.py", *args)
     assert "model: " in printed and "/40 correct" in printed
     assert f"baseline ('London' every time): {london(dev_lines)}/40" in printed
     with open(os.path.join(fin, "dev.predictions.txt"), encoding="utf-8") as f:
@@ -227,9 +226,9 @@ def test_pretrain_finetune_evaluate_pipeline(bp_data, tmp_path, attention):
     if attention == "synthesizer":
         return  # the rest does not depend on the attention
     out = str(tmp_path / "test.txt")
-    main_in_process(evaluate, f"--out_dir={fin}", f"--questions={test}", f"--predictions={out}",
-                    "--max_answer_tokens=16")
+    in_process("evaluate.py", f"--out_dir={fin}", f"--questions={test}", f"--predictions={out}",
+               "--max_answer_tokens=16")
     with open(out, encoding="utf-8") as f:
         assert len(f.read().split("\n")) == 31
-    printed = main_in_process(evaluate, f"--out_dir={pre}", "--split=val", "--eval_iters=3", "--batch_size=8")
+    printed = in_process("evaluate.py", f"--out_dir={pre}", "--split=val", "--eval_iters=3", "--batch_size=8")
     assert "val loss" in printed and "perplexity" in printed

@@ -20,7 +20,7 @@ import data.jsonl.prepare as jsonl
 import data.openwebtext.prepare as openwebtext
 import data.shakespeare_char.prepare as shakespeare_char
 import data.wikitext.prepare as wikitext
-from conftest import exit_message, fixture, main_in_process, quietly, run
+from conftest import exit_message, fixture, in_process, quietly, run
 from data.common import Tokenizer, load_meta, open_tokens
 
 TINY = ["--device=cpu", "--n_layer=2", "--n_head=2", "--n_embd=32", "--block_size=32", "--batch_size=4",
@@ -309,9 +309,9 @@ def test_train_and_sample_on_a_prepared_corpus(corpus, request, tmp_path):
     out = str(tmp_path / "run")
     p = run("train.py", f"--data_dir={data_dir()}", f"--out_dir={out}", *TINY)
     assert "val ppl" in p.stdout
-    import sample  # sample.py's command line is test_train.py's; here its decoding of each kind
-    printed = main_in_process(sample, f"--out_dir={out}", "--num_samples=1", "--max_new_tokens=20", f"--start={start}",
-                              "--device=cpu")
+    # sample.py's command line is test_train.py's; here its decoding of each kind
+    printed = in_process("sample.py", f"--out_dir={out}", "--num_samples=1", "--max_new_tokens=20", f"--start={start}",
+                         "--device=cpu")
     assert printed.startswith(start) and len(printed.split("\n---")[0]) > len(start)
 
 

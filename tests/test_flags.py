@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import FLAG_CASES, FLAG_COMBOS, main_in_process, run
+from conftest import FLAG_CASES, FLAG_COMBOS, in_process, run
 from model import GPT, GPTConfig, LayerNorm, RMSNorm, apply_rope, rope_tables
 from train import get_lr, load_checkpoint
 
@@ -194,9 +194,8 @@ def test_every_flag_on_trains_resumes_and_samples(char_data, tmp_path):
         steps = [r for r in map(json.loads, f) if "train_loss" in r]
     assert [r["iter"] for r in steps] == list(range(1, 21))  # the resumed run went on from step 10
     assert all(r["lr"] == pytest.approx(get_lr(r["iter"] - 1, 3e-3, 3e-4, 4, 20)) for r in steps)
-    import sample
-    printed = main_in_process(sample, f"--out_dir={out}", "--num_samples=2", "--max_new_tokens=60", "--start=ROMEO:",
-                              "--device=cpu")
+    printed = in_process("sample.py", f"--out_dir={out}", "--num_samples=2", "--max_new_tokens=60", "--start=ROMEO:",
+                         "--device=cpu")
     samples = [x for x in printed.split("---------------\n") if x.strip()]
     assert len(samples) == 2 and all(x.startswith("ROMEO:") and len(x) >= 66 for x in samples)
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 import transformers
 
-from conftest import exit_message, main_in_process, run
+from conftest import exit_message, in_process, run
 from data.common import load_nanogpt_meta_pkl
 from model import GPT, GPTConfig
 from train import load_checkpoint, load_pretrained, upgrade_nanogpt_checkpoint
@@ -103,8 +103,6 @@ def test_export_then_import_round_trips(tmp_path, flags):
 
 
 def test_export_script_writes_tokenizer_and_refuses_non_gpt2_flags(tmp_path, char_data):
-    import export
-    import sample
 
     torch.manual_seed(0)
     vocab = json.load(open(os.path.join(char_data, "meta.json")))["vocab_size"]
@@ -113,12 +111,12 @@ def test_export_script_writes_tokenizer_and_refuses_non_gpt2_flags(tmp_path, cha
     exported = tmp_path / "gpt2ish" / "hf"
     assert json.load(open(exported / "meta.json"))["tokenizer"]["kind"] == "char"
     args = (f"--init_from=hf:{exported}", "--start=ROMEO:", "--num_samples=1", "--max_new_tokens=30", "--device=cpu")
-    out, streamed = main_in_process(sample, *args), main_in_process(sample, *args, "--stream=True")
+    out, streamed = in_process("sample.py", *args), in_process("sample.py", *args, "--stream=True")
     assert out.startswith("ROMEO:") and len(out.split("\n---")[0]) == len("ROMEO:") + 30
     assert streamed == out  # the same seed: streaming prints the same text as it comes
 
     save_ours(tmp_path / "modern", GPT(GPTConfig(**TINY, use_rope=True, use_swiglu=True)))
-    err = exit_message(main_in_process, export, f"--out_dir={tmp_path / 'modern'}", "--to=hf")
+    err = exit_message(in_process, "export.py", f"--out_dir={tmp_path / 'modern'}", "--to=hf")
     assert not os.path.exists(tmp_path / "modern" / "hf")
     assert "use_swiglu=True" in err and "use_rope=True" in err
 
@@ -154,9 +152,8 @@ def test_gpt2_offline_is_one_clear_line(tmp_path, monkeypatch, network_attempts)
     assert p.returncode != 0 and err[-1].startswith("error:") and "hf:PATH" in err[-1]
     # without HF_HUB_OFFLINE the Hub is tried, once, and found out of reach (here: refused by
     # the tests' offline guard, as on a machine without a network), in a moment, not a minute
-    import sample
     monkeypatch.delenv("HF_HUB_OFFLINE")
-    line = exit_message(main_in_process, sample, "--init_from=gpt2", "--device=cpu")
+    line = exit_message(in_process, "sample.py", "--init_from=gpt2", "--device=cpu")
     assert "'gpt2'" in line and "huggingface.co is out of reach" in line and "hf:PATH" in line
     assert [a.split(" (pid")[0] for a in network_attempts()] == ["a lookup of huggingface.co:443"]
 
@@ -224,9 +221,8 @@ def test_nanogpt_folder_samples_and_resumes(tmp_path, char_data):
     folder = tmp_path / "out-nanogpt"
     write_nanogpt_dir(folder, chars)
     # the tokenizer can only come from the folder's meta.pkl: the dataset it names does not exist here
-    import sample
-    out = main_in_process(sample, f"--out_dir={folder}", "--start=ROMEO:", "--num_samples=1", "--max_new_tokens=40",
-                          "--device=cpu")
+    out = in_process("sample.py", f"--out_dir={folder}", "--start=ROMEO:", "--num_samples=1", "--max_new_tokens=40",
+                     "--device=cpu")
     text = out.split("---------------")[0].rstrip("\n")
     assert text.startswith("ROMEO:") and len(text) >= 40 and set(text) <= set(chars)
     # nanoGPT's config says compile=True; on a CPU, torch.compile would take longer than the rest of the test

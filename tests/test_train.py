@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import CHAR_RUN_ITERS, TINY_TRAIN, copy_run, exit_message, fixture, main_in_process, quietly, run
+from conftest import CHAR_RUN_ITERS, TINY_TRAIN, copy_run, exit_message, fixture, in_process, quietly, run
 from data.common import Tokenizer, load_meta, open_tokens
 from train import get_lr, load_checkpoint
 
@@ -80,9 +80,8 @@ def test_train_lowers_loss_checkpoints_and_samples(char_run):
     s = run("sample.py", f"--out_dir={out}", "--num_samples=2", "--max_new_tokens=40", "--start=ROMEO:", "--device=cpu")
     samples = [x for x in s.stdout.split("---------------\n") if x.strip()]
     assert len(samples) == 2 and all(x.startswith("ROMEO:") and len(x) >= 46 for x in samples)
-    import sample
-    streamed = main_in_process(sample, f"--out_dir={out}", "--num_samples=1", "--max_new_tokens=40", "--start=ROMEO:",
-                               "--stream=True")
+    streamed = in_process("sample.py", f"--out_dir={out}", "--num_samples=1", "--max_new_tokens=40", "--start=ROMEO:",
+                          "--stream=True")
     assert streamed.startswith(samples[0].strip("\n")[:46])  # same seed, same text, printed as it comes
 
 
@@ -102,10 +101,9 @@ def test_bad_inputs_fail_with_one_line():
 
 
 def test_sample_names_a_missing_or_broken_checkpoint(tmp_path):
-    import sample
-    assert "no checkpoint" in exit_message(main_in_process, sample, f"--out_dir={tmp_path}")
+    assert "no checkpoint" in exit_message(in_process, "sample.py", f"--out_dir={tmp_path}")
     (tmp_path / "ckpt.pt").write_bytes(b"not a checkpoint")
-    assert "ckpt.pt" in exit_message(main_in_process, sample, f"--out_dir={tmp_path}")  # a sentence, no traceback
+    assert "ckpt.pt" in exit_message(in_process, "sample.py", f"--out_dir={tmp_path}")  # a sentence, no traceback
 
 
 @pytest.mark.slow
