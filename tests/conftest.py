@@ -35,6 +35,7 @@ os.environ.update(
     HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", HF_HOME=os.path.join(RUN_DIR, "hf"),
     HF_DATASETS_CACHE=os.path.join(RUN_DIR, "hf_datasets"),
     GPTLAB_TESTS_NETWORK_LOG=NETWORK_LOG,
+    OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"),  # see one_thread; for scripts' own subprocesses too
     PYTHONPATH=os.pathsep.join(filter(None, [OFFLINE, os.environ.get("PYTHONPATH")])),
 )
 _spec = importlib.util.spec_from_file_location("offline_guard", os.path.join(OFFLINE, "sitecustomize.py"))
@@ -99,10 +100,9 @@ def fixture(*parts):
 
 
 def run(*args, check=True, timeout=600, env=None, **kw):
-    """Run a repo script in a subprocess (from the repo root), offline like this process, on
-    one thread (see one_thread); returns CompletedProcess."""
+    """Run a repo script in a subprocess (from the repo root), offline like this process;
+    returns CompletedProcess."""
     env = dict(env or os.environ, PYTHONUNBUFFERED="1")
-    env.setdefault("OMP_NUM_THREADS", "1")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [OFFLINE, env.get("PYTHONPATH")]))
     p = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env, **kw)
     if check and p.returncode != 0:

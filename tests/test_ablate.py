@@ -53,8 +53,8 @@ def test_ablation_report_plots_skip_and_resume(char_data, tmp_path):
     # again: every run is finished, so nothing trains; a run whose log was lost resumes from its checkpoint
     before = open(os.path.join(out, "baseline", "log.jsonl")).read()
     os.remove(os.path.join(out, "all", "log.jsonl"))
-    p = run("ablate.py", f"--data_dir={char_data}", f"--out_dir={out}", *TINY)
-    assert p.stdout.count("finished already, skipping") == 6 and "all: resuming" in p.stdout
+    printed = in_process("ablate.py", f"--data_dir={char_data}", f"--out_dir={out}", *TINY)  # its train.py: a subprocess
+    assert printed.count("finished already, skipping") == 6 and "all: resuming" in printed
     assert open(os.path.join(out, "baseline", "log.jsonl")).read() == before
     assert len(table_rows(open(os.path.join(out, "report.md")).read())) == 7
     # report_only: a second seed is asked for but nothing trains; the report keeps the 7 finished runs
