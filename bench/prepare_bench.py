@@ -1,13 +1,20 @@
 """
 How fast data/jsonl/prepare.py tokenizes a large JSONL corpus, and how much memory it takes.
 
-    flock /tmp/gptlab-cpu.lock python bench/prepare_bench.py                 # 1 GiB and 4 GiB, ~7 minutes on 2 cores
-    python bench/prepare_bench.py --sizes_gib 0.1 --procs 1 2 --big_gib 0     # a quick look
+    flock /tmp/gptlab-cpu.lock python bench/prepare_bench.py --input tinyshakespeare/input.txt pg996.txt \
+        wikitext-2/wiki.valid.raw wikitext-2/wiki.test.raw birthplace/wiki.txt arxiv.jsonl   # 1 and 4 GiB, ~7 min
+    python bench/prepare_bench.py --input tests/data/*.txt tests/data/*.jsonl \
+        --sizes_gib 0.1 --procs 1 2 --big_gib 0                                            # a quick look
 
 1. Generates JSONL documents (--sizes_gib, default 1 GiB) under --tmp (not the repository)
-   from the corpora in ../shared/data: each document is a run of consecutive paragraphs of
-   one of them (Shakespeare, Don Quixote, WikiText-2, the RedPajama arXiv papers, the
-   CS224N Wikipedia text), so the text is real prose, verse, markup and LaTeX.
+   from the corpora given as --input=PATH ...: text files, whose paragraphs lie between
+   blank lines (one per line where there are hardly any blank lines), and .jsonl files,
+   whose records' "text" is split the same way. Each document is a run of consecutive
+   paragraphs of one of them. README.md's figures used, in this order: tiny Shakespeare,
+   Don Quixote (Project Gutenberg's pg996.txt), WikiText-2's raw valid and test splits,
+   the CS224N a5 wiki.txt, and a 20-document RedPajama arXiv sample, so the text is real
+   prose, verse, markup and LaTeX. tiktoken downloads GPT-2's BPE once; offline, set
+   TIKTOKEN_CACHE_DIR to a folder holding it (tests/data/tiktoken_cache does).
 2. Runs `data/jsonl/prepare.py --num_proc=N` on it for each N in --procs and reports
    documents/s and tokens/s (end to end: the script's whole wall time, start-up and the
    val split included) and the peak memory of the whole process tree: every 0.2 s it sums
@@ -34,31 +41,30 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHARED = os.environ.get("GPTLAB_SHARED_DATA", os.path.join(ROOT, "..", "shared", "data"))
-os.environ.setdefault("TIKTOKEN_CACHE_DIR", os.path.join(SHARED, "tiktoken_cache"))
-CORPORA = ["tinyshakespeare/input.txt", "don_quixote/input.txt", "wikitext-2/wiki.valid.raw",
-           "wikitext-2/wiki.test.raw", "birthplace/wiki.txt"]
 
 
-def paragraphs():
-    """Each shared corpus as a list of paragraphs (text between blank lines)."""
+def paragraphs(paths):
+    """Each corpus (a text file, or a .jsonl file's records' text) as a list of paragraphs
+    (text between blank lines)."""
     out = []
-    for name in CORPORA:
-        with open(os.path.join(SHARED, name), encoding="utf-8-sig") as f:
+    for path in paths:
+        if path.endswith(".jsonl"):
+            with open(path, encoding="utf-8") as f:
+                out.append([p for line in f for p in re.split(r"\n[ \t]*\n", json.loads(line)["text"]) if p.strip()])
+            continue
+        with open(path, encoding="utf-8-sig") as f:
             text = f.read().replace("\r\n", "\n")
         paras = re.split(r"\n[ \t]*\n", text)  # WikiText's blank lines hold a space
         if len(paras) < 100:  # the CS224N Wikipedia text has one short article per line, no blank lines
             paras = text.split("\n")
         out.append([p for p in paras if p.strip()])
-    with open(os.path.join(SHARED, "pile_sample", "redpajama_arxiv_sample.jsonl"), encoding="utf-8") as f:
-        out.append([p for line in f for p in re.split(r"\n[ \t]*\n", json.loads(line)["text"]) if p.strip()])
     return out
 
 
-def generate(path, n_bytes, seed=0):
-    """Write JSONL documents to path until it holds n_bytes. Returns the document count."""
+def generate(path, n_bytes, corpora, seed=0):
+    """Write JSONL documents drawn from corpora (lists of paragraphs) to path until it holds
+    n_bytes. Returns the document count."""
     rng = random.Random(seed)
-    corpora = paragraphs()
     # a pool of distinct documents, written in random order: generating every line afresh
     # would take longer than the benchmark itself
     pool = []
@@ -167,6 +173,8 @@ def ceilings(path):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--input", nargs="+", required=True, metavar="PATH",
+                    help="text files and .jsonl files whose paragraphs make up the documents")
     ap.add_argument("--sizes_gib", type=float, nargs="+", default=[1.0], help="corpus sizes to time at")
     ap.add_argument("--procs", type=int, nargs="+", default=[1, 2], help="--num_proc values to time")
     ap.add_argument("--big_gib", type=float, default=4.0, help="also run the largest --procs at this size (0: no)")
@@ -174,6 +182,10 @@ def main():
     ap.add_argument("--json", help="also write the results to this file")
     args = ap.parse_args()
 
+    missing = [p for p in args.input if not os.path.isfile(p)]
+    if missing:
+        sys.exit(f"error: --input: {', '.join(missing)} does not exist")
+    corpora = paragraphs(args.input)
     os.makedirs(args.tmp, exist_ok=True)
     results = []
     print(f"{os.cpu_count()} CPUs. 'others': cores that other processes kept busy during the run (0.00 on a quiet machine)")
@@ -183,18 +195,18 @@ def main():
         runs = [(size, p) for size in args.sizes_gib for p in args.procs]
         if args.big_gib:
             runs.append((args.big_gib, max(args.procs)))
-        corpora = {}
+        generated = {}
         for size, procs in runs:
-            if size not in corpora:
+            if size not in generated:
                 path = os.path.join(args.tmp, f"bench_{size:g}gib.jsonl")
                 t0 = time.time()
-                generate(path, int(size * 2**30), seed=int(size * 1000))
+                generate(path, int(size * 2**30), corpora, seed=int(size * 1000))
                 print(f"(generated {path}: {os.path.getsize(path) / 2**30:.2f} GiB in {time.time() - t0:.0f}s)")
-                for old in corpora.values():  # keep one big file on disk at a time
+                for old in generated.values():  # keep one big file on disk at a time
                     os.remove(old)
-                corpora = {size: path}
+                generated = {size: path}
             out_dir = os.path.join(args.tmp, "out")
-            r = run_prepare(corpora[size], procs, out_dir)
+            r = run_prepare(generated[size], procs, out_dir)
             shutil.rmtree(out_dir)
             m = r["meta"]
             docs, tokens = m["train_documents"] + m["val_documents"], m["train_tokens"] + m["val_tokens"]
@@ -207,7 +219,7 @@ def main():
                   f"{row['tokens_per_s']:>11,.0f} {row['peak_rss_mb']:>7,.0f}MB {row['peak_pss_mb']:>7,.0f}MB "
                   f"{r['others']:>6.2f}", flush=True)
             if size == args.sizes_gib[-1] and procs == args.procs[-1]:
-                for name, (sec, docs, tokens) in ceilings(corpora[size]).items():
+                for name, (sec, docs, tokens) in ceilings(generated[size]).items():
                     row = dict(kind="ceiling", encoder=name, gib=size, procs=1, docs=docs, tokens=tokens, wall_s=sec,
                                docs_per_s=docs / sec, tokens_per_s=tokens / sec)
                     results.append(row)

@@ -3,9 +3,10 @@
 import json
 import os
 
-from conftest import run
+import pytest
 
 import ablate
+from conftest import exit_message, in_process, run
 from plot import read_log
 
 TINY = ["--device=cpu", "--n_layer=1", "--n_head=2", "--n_embd=16", "--block_size=16", "--batch_size=4",
@@ -17,6 +18,7 @@ def table_rows(report):
     return [line for line in report.splitlines() if line.startswith("| ") and not line.startswith("| run ")]
 
 
+@pytest.mark.slow
 def test_ablation_report_plots_skip_and_resume(char_data, tmp_path):
     out = str(tmp_path / "abl")
     p = run("ablate.py", f"--data_dir={char_data}", f"--out_dir={out}", *TINY)
@@ -51,21 +53,21 @@ def test_ablation_report_plots_skip_and_resume(char_data, tmp_path):
     # again: every run is finished, so nothing trains; a run whose log was lost resumes from its checkpoint
     before = open(os.path.join(out, "baseline", "log.jsonl")).read()
     os.remove(os.path.join(out, "all", "log.jsonl"))
-    p = run("ablate.py", f"--data_dir={char_data}", f"--out_dir={out}", *TINY)
-    assert p.stdout.count("finished already, skipping") == 6 and "all: resuming" in p.stdout
+    printed = in_process("ablate.py", f"--data_dir={char_data}", f"--out_dir={out}", *TINY)  # its train.py: a subprocess
+    assert printed.count("finished already, skipping") == 6 and "all: resuming" in printed
     assert open(os.path.join(out, "baseline", "log.jsonl")).read() == before
     assert len(table_rows(open(os.path.join(out, "report.md")).read())) == 7
     # report_only: a second seed is asked for but nothing trains; the report keeps the 7 finished runs
-    p = run("ablate.py", f"--data_dir={char_data}", f"--out_dir={out}", *TINY, "--seeds=2", "--report_only=True")
-    assert p.stdout.count("left out of the report") == 7 and not os.path.exists(os.path.join(out, "baseline-s1"))
+    printed = in_process("ablate.py", f"--data_dir={char_data}", f"--out_dir={out}", *TINY, "--seeds=2",
+                         "--report_only=True")
+    assert printed.count("left out of the report") == 7 and not os.path.exists(os.path.join(out, "baseline-s1"))
     assert [r.split("|")[1].strip() for r in table_rows(open(os.path.join(out, "report.md")).read())] == [
         name for name, _ in ablate.RUNS]
 
 
 def test_ablation_refuses_to_set_a_varied_flag(char_data, tmp_path):
-    p = run("ablate.py", f"--data_dir={char_data}", f"--out_dir={tmp_path}", "--use_rope=True", check=False)
-    assert p.returncode != 0 and p.stderr.strip() == (
-        "error: --use_rope is what the ablation varies; drop it (every run sets it itself)")
+    line = exit_message(in_process, "ablate.py", f"--data_dir={char_data}", f"--out_dir={tmp_path}", "--use_rope=True")
+    assert line == "error: --use_rope is what the ablation varies; drop it (every run sets it itself)"
 
 
 def test_report_with_seeds_shows_paired_noise(tmp_path):

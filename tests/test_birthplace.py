@@ -1,14 +1,16 @@
 """The knowledge probe (CS224N a5): span corruption, the finetuning mask, evaluation, and the
-pretrain -> finetune -> evaluate pipeline on the real course files."""
+pretrain -> finetune -> evaluate pipeline, on files in the course's formats that
+tests/data/make_birthplace.py synthesises (invented people, real places)."""
 
 import json
+import math
 import os
 
 import numpy as np
 import pytest
 import torch
 
-from conftest import run, shared
+from conftest import fixture, in_process, run
 from data.birthplace.batches import MASK, PAD, QA, SpanCorruption, corrupt, qa_example, span_corruption_example
 from data.common import Tokenizer, load_meta
 from evaluate import accuracy, parse_answer, read_questions
@@ -20,12 +22,31 @@ TINY = ["--device=cpu", "--n_layer=2", "--n_head=2", "--n_embd=32", "--block_siz
         "--gradient_accumulation_steps=1", "--eval_iters=2", "--log_interval=5", "--compile=False", "--warmup_iters=2"]
 
 
-@pytest.fixture(scope="module")
-def bp_data(tmp_path_factory):
-    out = tmp_path_factory.mktemp("birthplace")
-    p = run("data/birthplace/prepare.py", f"--input={shared('birthplace')}", f"--out_dir={out}")
-    assert "vocab size: 257" in p.stdout and "2,937 documents" in p.stdout and "2,000 train / 500 val" in p.stdout
-    return str(out)
+def course_file(name):
+    with open(fixture("birthplace", name), encoding="utf-8") as f:
+        return f.read()
+
+
+def london(lines):
+    """How many of the "question<TAB>answer" lines have London for their answer."""
+    return sum(line.rstrip("\n").split("\t")[1] == "London" for line in lines)
+
+
+def test_prepare_counts_the_vocabulary_documents_and_questions(bp_data):
+    folder, printed = bp_data
+    texts = {name: course_file(name) for name in ("wiki.txt", "birth_places_train.tsv", "birth_dev.tsv",
+                                                  "birth_test_inputs.tsv")}
+    n_chars = len(set("".join(texts.values())))
+    wiki_docs = [line for line in texts["wiki.txt"].split("\n") if line]
+    n_train, n_dev = (len(texts[n].splitlines()) for n in ("birth_places_train.tsv", "birth_dev.tsv"))
+    assert f"vocab size: {n_chars + 2} ({n_chars} characters + PAD + MASK)" in printed
+    assert f"pretrain: {len(wiki_docs):,} documents, {len(texts['wiki.txt']):,} characters" in printed
+    assert f"finetune: {n_train:,} train / {n_dev:,} val questions" in printed
+    assert len(wiki_docs) == n_train + n_dev + len(texts["birth_test_inputs.tsv"].splitlines())  # one each
+    for sub in ("pretrain", "finetune"):
+        meta = load_meta(os.path.join(folder, sub))
+        assert meta["vocab_size"] == n_chars + 2 and meta["tokenizer"]["chars"][:2] == "□⁇"
+    assert load_meta(os.path.join(folder, "pretrain"))["train_tokens"] == len(texts["wiki.txt"])
 
 
 def test_corruption_spec_over_many_draws():
@@ -65,16 +86,17 @@ def test_span_example_layout():
 
 
 def test_finetune_mask_covers_exactly_the_answer(bp_data):
+    folder, _ = bp_data
     q, a = np.array([5, 6, 7, 8]), np.array([9, 10])
     x, y = qa_example(q, a, 16)
     assert x.tolist() == [5, 6, 7, 8, MASK, 9, 10, MASK] + [PAD] * 8
     assert np.flatnonzero(y != -1).tolist() == [4, 5, 6] and y[4:7].tolist() == [9, 10, MASK]
     # on the prepared files: the scored targets spell "answer⁇" and nothing else
-    meta = load_meta(os.path.join(bp_data, "finetune"))
+    meta = load_meta(os.path.join(folder, "finetune"))
     tok = Tokenizer.from_meta(meta)
-    batches = open_batches(os.path.join(bp_data, "finetune"), "val", meta, 128, "cpu")
+    batches = open_batches(os.path.join(folder, "finetune"), "val", meta, 128, "cpu")
     X, Y = batches.get(batches.draw(np.random.default_rng(0), 1, 8)[0])
-    answers = dict(line.split("\t") for line in open(shared("birthplace", "birth_dev.tsv"), encoding="utf-8").read().split("\n") if line)
+    answers = dict(line.split("\t") for line in course_file("birth_dev.tsv").split("\n") if line)
     for xr, yr in zip(X.tolist(), Y.tolist()):
         text = tok.decode(xr)
         question = text.split("⁇")[0]
@@ -82,7 +104,8 @@ def test_finetune_mask_covers_exactly_the_answer(bp_data):
 
 
 def test_batches_are_trimmed_and_trimming_is_exact(bp_data):
-    ddir = os.path.join(bp_data, "pretrain")
+    folder, _ = bp_data
+    ddir = os.path.join(folder, "pretrain")
     meta = load_meta(ddir)
     batches = open_batches(ddir, "train", meta, 128, "cpu")
     rows = batches.draw(np.random.default_rng(1), 3, 8)
@@ -97,8 +120,8 @@ def test_batches_are_trimmed_and_trimming_is_exact(bp_data):
     Yf = torch.cat([Y, torch.full((8, 128 - T), -1)], 1)
     for attention, impl in (("vanilla", "sdpa"), ("synthesizer", "manual")):
         torch.manual_seed(0)
-        model = GPT(GPTConfig(n_layer=2, n_head=2, n_embd=32, block_size=128, vocab_size=257, dropout=0.0,
-                              attention=attention, attn_impl=impl)).eval()
+        model = GPT(GPTConfig(n_layer=2, n_head=2, n_embd=32, block_size=128, vocab_size=meta["vocab_size"],
+                              dropout=0.0, attention=attention, attn_impl=impl)).eval()
         with torch.no_grad():
             assert model(X, Y)[1].item() == pytest.approx(model(Xf, Yf)[1].item(), abs=1e-5)
 
@@ -156,41 +179,57 @@ def test_read_questions_parse_and_accuracy(tmp_path):
     test = tmp_path / "test.tsv"
     test.write_text("Where was Ada Lovelace born?\nWhere was Kurt Gödel born?\n", encoding="utf-8")
     assert read_questions(str(test)) == (["Where was Ada Lovelace born?", "Where was Kurt Gödel born?"], None)
-    p = run("evaluate.py", "--baseline_only=True", f"--questions={dev}")
-    assert "1/3 correct = 33.3%" in p.stdout
-    p = run("evaluate.py", "--baseline_only=True", f"--questions={shared('birthplace', 'birth_dev.tsv')}")
-    assert "25/500 correct = 5.0%" in p.stdout  # CS224N's London baseline
-    p = run("evaluate.py", "--baseline_only=True", f"--questions={test}", check=False)
+    assert "1/3 correct = 33.3%" in in_process("evaluate.py", "--baseline_only=True", f"--questions={dev}")
+    lines = course_file("birth_dev.tsv").splitlines()
+    n = london(lines)
+    assert 0 < n < len(lines) / 10  # London is the most common birthplace, but rare enough
+    printed = in_process("evaluate.py", "--baseline_only=True", f"--questions={fixture('birthplace', 'birth_dev.tsv')}")
+    assert f"{n}/{len(lines)} correct = {100 * n / len(lines):.1f}%" in printed  # CS224N's London baseline
+    with pytest.raises(SystemExit) as e:
+        in_process("evaluate.py", "--baseline_only=True", f"--questions={test}")
+    assert e.value.code.startswith("error: ") and "has no answers" in e.value.code
+    p = run("evaluate.py", "--baseline_only=True", f"--questions={test}", check=False)  # the same, typed
     assert p.returncode != 0 and p.stderr.startswith("error: ") and "has no answers" in p.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("attention", ["vanilla", "synthesizer"])
 def test_pretrain_finetune_evaluate_pipeline(bp_data, tmp_path, attention):
+    folder, _ = bp_data
     pre, fin = str(tmp_path / "pre"), str(tmp_path / "fin")
     arch = [f"--attention={attention}"] + (["--attn_impl=manual"] if attention == "synthesizer" else [])
-    run("train.py", f"--data_dir={bp_data}/pretrain", f"--out_dir={pre}", *TINY, *arch, "--max_iters=12",
+    run("train.py", f"--data_dir={folder}/pretrain", f"--out_dir={pre}", *TINY, *arch, "--max_iters=12",
         "--eval_interval=12", "--learning_rate=3e-3")
-    p = run("train.py", f"--data_dir={bp_data}/finetune", f"--out_dir={fin}", f"--init_from=ckpt:{pre}",
+    p = run("train.py", f"--data_dir={folder}/finetune", f"--out_dir={fin}", f"--init_from=ckpt:{pre}",
             "--device=cpu", "--batch_size=16", "--gradient_accumulation_steps=1", "--eval_iters=2", "--max_iters=6",
             "--eval_interval=6", "--warmup_iters=1", "--learning_rate=3e-3")
     ckpt = load_checkpoint(os.path.join(fin, "ckpt.pt"))
     assert ckpt["iter_num"] == 6  # a fresh count: not 12 + 6
     assert ckpt["model_args"]["n_embd"] == 32 and ckpt["model_args"]["attention"] == attention  # the pretrained model
     evals = [json.loads(line) for line in open(os.path.join(fin, "log.jsonl")) if "val_loss" in line]
-    assert evals[0]["val_loss"] < 5.0, p.stdout  # starts from the pretrained weights, not from ln(257) = 5.55
-    # a slice of the real dev and test files keeps the test quick
+    uniform = math.log(load_meta(os.path.join(folder, "finetune"))["vocab_size"])
+    # starts from the pretrained weights, not from a uniform guess (ln 257 = 5.55 on the course files)
+    assert evals[0]["val_loss"] < uniform - 0.5, p.stdout
+    # a slice of the dev and test files keeps the test quick
     dev, test = tmp_path / "dev.tsv", tmp_path / "test_inputs.tsv"
-    dev.write_text("".join(open(shared("birthplace", "birth_dev.tsv"), encoding="utf-8").readlines()[:40]), encoding="utf-8")
-    test.write_text("".join(open(shared("birthplace", "birth_test_inputs.tsv"), encoding="utf-8").readlines()[:30]), encoding="utf-8")
-    p = run("evaluate.py", f"--out_dir={fin}", f"--questions={dev}", "--device=cpu", "--max_answer_tokens=16")
-    assert "model: " in p.stdout and "/40 correct" in p.stdout and "baseline ('London' every time): 1/40" in p.stdout
+    dev_lines = course_file("birth_dev.tsv").splitlines(keepends=True)[:40]
+    dev.write_text("".join(dev_lines), encoding="utf-8")
+    test.write_text("".join(course_file("birth_test_inputs.tsv").splitlines(keepends=True)[:30]), encoding="utf-8")
+    args = (f"--out_dir={fin}", f"--questions={dev}", "--device=cpu", "--max_answer_tokens=16")
+    if attention == "vanilla":  # the command line once; the rest in this process
+        printed = run("evaluate.py", *args).stdout
+    else:
+        printed = in_process("evaluate.py", *args)
+    assert "model: " in printed and "/40 correct" in printed
+    assert f"baseline ('London' every time): {london(dev_lines)}/40" in printed
     with open(os.path.join(fin, "dev.predictions.txt"), encoding="utf-8") as f:
         assert len(f.read().split("\n")) == 41
     if attention == "synthesizer":
         return  # the rest does not depend on the attention
     out = str(tmp_path / "test.txt")
-    run("evaluate.py", f"--out_dir={fin}", f"--questions={test}", f"--predictions={out}", "--max_answer_tokens=16")
+    in_process("evaluate.py", f"--out_dir={fin}", f"--questions={test}", f"--predictions={out}",
+               "--max_answer_tokens=16")
     with open(out, encoding="utf-8") as f:
         assert len(f.read().split("\n")) == 31
-    p = run("evaluate.py", f"--out_dir={pre}", "--split=val", "--eval_iters=3", "--batch_size=8")
-    assert "val loss" in p.stdout and "perplexity" in p.stdout
+    printed = in_process("evaluate.py", f"--out_dir={pre}", "--split=val", "--eval_iters=3", "--batch_size=8")
+    assert "val loss" in printed and "perplexity" in printed

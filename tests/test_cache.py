@@ -5,34 +5,13 @@ window has slid past block_size, for a batch."""
 import pytest
 import torch
 
+from conftest import FLAG_CASES, FLAG_COMBOS
 from model import GPT, GPTConfig, KVCache
 
 V, BLOCK = 61, 16
 TINY = dict(n_layer=2, n_head=4, n_embd=64, block_size=BLOCK, vocab_size=V, dropout=0.0)
-ALL = dict(use_swiglu=True, use_rope=True, use_rmsnorm=True, use_qk_norm=True, n_kv_head=2,
-           tie_embeddings=False, bias=False)
-FLAGS = {
-    "baseline": {}, "swiglu": dict(use_swiglu=True), "rope": dict(use_rope=True),
-    "rmsnorm": dict(use_rmsnorm=True), "synthesizer": dict(attention="synthesizer"),
-    "gqa": dict(n_kv_head=2), "mqa": dict(n_kv_head=1), "qk_norm": dict(use_qk_norm=True),
-    "relu2": dict(use_relu2=True), "gelu_tanh": dict(gelu_tanh=True), "untied": dict(tie_embeddings=False),
-    "no_bias": dict(bias=False), "all": ALL,
-    # SwiGLU and ReLU^2 exclude each other, and the Synthesizer has no q, k for RoPE, QK-norm or GQA
-    "all_synthesizer": dict(ALL, use_swiglu=False, use_relu2=True, attention="synthesizer", use_rope=False,
-                            use_qk_norm=False, n_kv_head=0),
-}
-CASES = [(name, impl) for name, kw in FLAGS.items() for impl in ("sdpa", "manual")
-         if not (kw.get("attention") == "synthesizer" and impl == "sdpa")]  # the Synthesizer is manual only
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models gain nothing from a second thread, and on a busy 2-core machine the threads'
-    hand-offs made this file 40x slower (190 s against 4.4 s)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# the flag combinations (one per model flag, and all on) are conftest's, as in test_flags.py
+FLAGS, CASES = FLAG_COMBOS, FLAG_CASES
 
 
 def tiny(impl, flags):

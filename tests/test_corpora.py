@@ -2,8 +2,9 @@
 
 Exact token and skip counts against tiktoken, documents back in order, compressed inputs,
 the uint32 path, the trained BPE tokenizer, one-line errors, and train.py / sample.py on
-each prepared dataset. Hugging Face datasets are read with the json builder on local files
-(the hub code path, without the hub)."""
+each kind of prepared dataset. The scripts' main() runs in this process; the command line
+itself is tested once per script, in the errors test. Hugging Face datasets are read with
+the json builder on local files (the hub code path, without the hub)."""
 
 import gzip
 import json
@@ -14,7 +15,12 @@ import numpy as np
 import pytest
 import tiktoken
 
-from conftest import run, shared
+import data.don_char.prepare as don_char
+import data.jsonl.prepare as jsonl
+import data.openwebtext.prepare as openwebtext
+import data.shakespeare_char.prepare as shakespeare_char
+import data.wikitext.prepare as wikitext
+from conftest import exit_message, fixture, in_process, quietly, run
 from data.common import Tokenizer, load_meta, open_tokens
 
 TINY = ["--device=cpu", "--n_layer=2", "--n_head=2", "--n_embd=32", "--block_size=32", "--batch_size=4",
@@ -23,17 +29,8 @@ TINY = ["--device=cpu", "--n_layer=2", "--n_head=2", "--n_embd=32", "--block_siz
 
 
 def gpt2():
-    """GPT-2's BPE from the shared tiktoken cache (a clear failure, not a download, when it is missing)."""
-    shared("tiktoken_cache")
+    """GPT-2's BPE, from the tiktoken cache in tests/data (conftest points TIKTOKEN_CACHE_DIR there)."""
     return tiktoken.get_encoding("gpt2")
-
-
-@pytest.fixture(autouse=True)
-def offline_hub(tmp_path, monkeypatch):
-    """Hugging Face datasets: a private cache, and never the network."""
-    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "hf_cache"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
 
 
 def all_ids(data_dir):
@@ -49,22 +46,26 @@ def split_docs(ids, eot):
     return [ids[s:e] for s, e in zip(starts, ends)]
 
 
-def train_and_sample(data_dir, out, start="The"):
-    """A few tiny training steps and a short sample on a prepared folder; returns the sample text."""
-    p = run("train.py", f"--data_dir={data_dir}", f"--out_dir={out}", *TINY)
-    assert "val ppl" in p.stdout
-    s = run("sample.py", f"--out_dir={out}", "--num_samples=1", "--max_new_tokens=20", f"--start={start}", "--device=cpu")
-    assert s.stdout.startswith(start)
-    return s.stdout
+def prepare(main, *args):
+    """Run a prepare script's main(args) in this process; returns what it printed."""
+    return quietly(main, [str(a) for a in args])[1]
+
+
+def redpajama_records():
+    with open(fixture("redpajama_format.jsonl"), encoding="utf-8") as f:
+        return [json.loads(line) for line in f]
+
+
+def shakespeare_text():
+    with open(fixture("tinyshakespeare.txt"), encoding="utf-8") as f:
+        return f.read()
 
 
 def real_documents():
-    """Valid documents of every flavour: arXiv LaTeX, verse, prose, non-ASCII, a literal
-    end-of-text string, surrounding whitespace."""
-    with open(shared("pile_sample", "redpajama_arxiv_sample.jsonl"), encoding="utf-8") as f:
-        docs = [json.loads(line)["text"][:20000] for line in f]
-    with open(shared("tinyshakespeare", "input.txt"), encoding="utf-8") as f:
-        docs += [p for p in f.read()[:60000].split("\n\n") if p][:150]
+    """Valid documents of every flavour: a LaTeX paper, verse, prose, CRLF text, non-ASCII, a
+    literal end-of-text string, surrounding whitespace."""
+    docs = [r["text"][:20000] for r in redpajama_records()]
+    docs += [p for p in shakespeare_text()[:60000].split("\n\n") if p][:150]
     docs += ["Caf\u00e9 na\u00efve \u2014 \u6771\u4eac \U0001F642", "text with <|endoftext|> inside it", "  \n spaces \t "]
     return docs
 
@@ -111,13 +112,14 @@ def write_mixed_jsonl(path, docs):
 
 def test_jsonl_exact_counts_skips_and_order(tmp_path):
     docs, expected = write_mixed_jsonl(tmp_path / "mixed.jsonl", real_documents())
+    assert os.path.getsize(tmp_path / "mixed.jsonl") > 10 * 8 * 1024  # many blocks of 8 KB below
     out1, out2 = tmp_path / "p1", tmp_path / "p2"
-    for out, procs in ((out1, 1), (out2, 2)):  # 48 KB blocks: many tasks, so order across workers is tested
-        p = run("data/jsonl/prepare.py", f"--input={tmp_path / 'mixed.jsonl'}", f"--out_dir={out}",
-                f"--num_proc={procs}", "--block_kb=48", "--val_docs=5")
+    for out, procs in ((out1, 1), (out2, 2)):  # 8 KB blocks: many tasks, so order across workers is tested
+        printed = prepare(jsonl.main, f"--input={tmp_path / 'mixed.jsonl'}", f"--out_dir={out}",
+                          f"--num_proc={procs}", "--block_kb=8", "--val_docs=5")
     meta, ids = all_ids(str(out2))
-    assert meta["skipped"] == expected, p.stdout
-    assert all(f"{n:,} {reason}" in p.stdout for reason, n in expected.items())  # on the console too
+    assert meta["skipped"] == expected, printed
+    assert all(f"{n:,} {reason}" in printed for reason, n in expected.items())  # on the console too
     assert (meta["train_documents"], meta["val_documents"]) == (len(docs) - 5, 5)
     assert meta["dtype"] == "uint16" and meta["tokenizer"] == {"kind": "tiktoken", "name": "gpt2"}
     want = [gpt2().encode_ordinary(d) for d in docs]
@@ -146,8 +148,8 @@ def test_jsonl_gz_zst_and_globs_give_identical_bins(tmp_path):
     outs = {}
     for name, inp in [("plain", "plain.jsonl"), ("gz", "c.jsonl.gz"), ("zst", "c.jsonl.zst"), ("glob", "part*")]:
         outs[name] = tmp_path / f"out_{name}"
-        run("data/jsonl/prepare.py", f"--input={tmp_path / inp}", f"--out_dir={outs[name]}", "--num_proc=2",
-            "--val_docs=3", "--block_kb=64")
+        prepare(jsonl.main, f"--input={tmp_path / inp}", f"--out_dir={outs[name]}", "--num_proc=2",
+                "--val_docs=3", "--block_kb=16")
     for name in ("gz", "zst", "glob"):
         for f in ("train.bin", "val.bin"):
             assert (outs[name] / f).read_bytes() == (outs["plain"] / f).read_bytes(), (name, f)
@@ -155,55 +157,68 @@ def test_jsonl_gz_zst_and_globs_give_identical_bins(tmp_path):
     assert meta["train_tokens"] + meta["val_tokens"] == sum(len(gpt2().encode_ordinary(d)) + 1 for d in docs)
 
 
-def test_jsonl_shared_sample_trains_and_samples(tmp_path):
-    out = tmp_path / "arxiv"
-    p = run("data/jsonl/prepare.py", f"--input={shared('pile_sample', 'redpajama_arxiv_sample.jsonl')}",
-            f"--out_dir={out}", "--num_proc=2")
-    with open(shared("pile_sample", "redpajama_arxiv_sample.jsonl"), encoding="utf-8") as f:
-        docs = [json.loads(line)["text"] for line in f]
-    meta = load_meta(str(out))
-    want = [len(gpt2().encode_ordinary(d)) + 1 for d in docs]
+@pytest.fixture(scope="module")
+def redpajama_data(tmp_path_factory):
+    """The RedPajama-format fixture prepared with GPT-2's BPE: (folder, what prepare printed)."""
+    out = tmp_path_factory.mktemp("redpajama")
+    return str(out), prepare(jsonl.main, f"--input={fixture('redpajama_format.jsonl')}", f"--out_dir={out}",
+                             "--num_proc=2")
+
+
+def test_jsonl_redpajama_records_counts(redpajama_data):
+    out, printed = redpajama_data
+    records = redpajama_records()
+    assert all(isinstance(r["text"], str) and isinstance(r["meta"], dict) for r in records)  # the record format
+    meta = load_meta(out)
+    want = [len(gpt2().encode_ordinary(r["text"])) + 1 for r in records]
     assert (meta["train_tokens"], meta["val_tokens"]) == (sum(want[:-1]), want[-1])  # 0.05% of 20 -> 1 document
-    assert (meta["train_documents"], meta["val_documents"]) == (19, 1)
-    assert "skipped: none" in p.stdout
-    train_and_sample(str(out), str(tmp_path / "run"))
+    assert (meta["train_documents"], meta["val_documents"]) == (len(records) - 1, 1) == (19, 1)
+    assert "skipped: none" in printed
 
 
-def shifted_tokenizer(tmp_path, shift=66000):
-    """A byte-level BPE trained on WikiText-2 valid, then given ids shift.. (a vocabulary of
-    over 65,536 ids, the size of a large production tokenizer) with unused fillers below."""
+def shifted_tokenizer(folder, shift=66000):
+    """A byte-level BPE trained on the WikiText-2 valid fixture, then given ids shift.. (a
+    vocabulary of over 65,536 ids, the size of a large production tokenizer) with unused
+    fillers below."""
     from tokenizers import Tokenizer as HFTokenizer
-
-    from data.wikitext.prepare import articles, file_lines, train_tokenizer
-    small = str(tmp_path / "small.json")
-    train_tokenizer(articles(file_lines(shared("wikitext-2", "wiki.valid.raw"))), 600, small)
+    small = str(folder / "small.json")
+    lines = wikitext.file_lines(fixture("wikitext-2", "wiki.valid.raw"))
+    wikitext.train_tokenizer(wikitext.articles(lines), 600, small)
     spec = json.load(open(small))
     spec["model"]["vocab"] = {**{f"<unused{i}>": i for i in range(shift)},
                               **{t: i + shift for t, i in spec["model"]["vocab"].items()}}
     for added in spec["added_tokens"]:
         added["id"] += shift
-    big = str(tmp_path / "big_tokenizer.json")
+    big = str(folder / "big_tokenizer.json")
     json.dump(spec, open(big, "w"))
     assert HFTokenizer.from_file(big).get_vocab_size() == shift + 600
     return big
 
 
-def test_uint32_path_with_a_large_vocabulary(tmp_path):
-    big = shifted_tokenizer(tmp_path)
+@pytest.fixture(scope="module")
+def u32_data(tmp_path_factory):
+    """60 documents prepared with a 66,600-id tokenizer: (folder, the documents)."""
+    folder = tmp_path_factory.mktemp("u32")
+    big = shifted_tokenizer(folder)
     docs = real_documents()[:60]
-    with open(tmp_path / "docs.jsonl", "w") as f:
+    with open(folder / "docs.jsonl", "w") as f:
         f.writelines(json.dumps({"text": d}) + "\n" for d in docs)
-    out = tmp_path / "u32"
-    run("data/jsonl/prepare.py", f"--input={tmp_path / 'docs.jsonl'}", f"--out_dir={out}", f"--tokenizer={big}",
-        "--num_proc=2", "--val_docs=10")
-    meta, ids = all_ids(str(out))
+    out = folder / "u32"
+    prepare(jsonl.main, f"--input={folder / 'docs.jsonl'}", f"--out_dir={out}", f"--tokenizer={big}",
+            "--num_proc=2", "--val_docs=10")
+    return str(out), docs
+
+
+def test_uint32_path_with_a_large_vocabulary(u32_data):
+    out, docs = u32_data
+    meta, ids = all_ids(out)
     assert meta["dtype"] == "uint32" and meta["vocab_size"] == 66600 and ids.dtype == np.uint32
-    assert meta["tokenizer"] == {"kind": "hf", "file": "tokenizer.json"} and (out / "tokenizer.json").is_file()
-    assert os.path.getsize(out / "train.bin") == 4 * meta["train_tokens"]
+    assert meta["tokenizer"] == {"kind": "hf", "file": "tokenizer.json"}
+    assert os.path.isfile(os.path.join(out, "tokenizer.json"))
+    assert os.path.getsize(os.path.join(out, "train.bin")) == 4 * meta["train_tokens"]
     assert ids.min() >= 66000 and ids.max() < 66600
-    tok = Tokenizer.from_meta(meta, str(out))
+    tok = Tokenizer.from_meta(meta, out)
     assert [tok.decode(d) for d in split_docs(ids, tok.eot)] == docs
-    train_and_sample(str(out), str(tmp_path / "run"))
 
 
 def test_hf_datasets_json_builder_matches_the_file_reader(tmp_path):
@@ -213,10 +228,10 @@ def test_hf_datasets_json_builder_matches_the_file_reader(tmp_path):
         f.writelines(json.dumps(r) + "\n" for r in rows)
     inp = str(tmp_path / "docs.jsonl")
     common = [f"--input={inp}", "--num_proc=2", "--val_fraction=0.05"]
-    run("data/jsonl/prepare.py", *common, f"--out_dir={tmp_path / 'files'}")
-    run("data/jsonl/prepare.py", *common, "--hf_dataset=json", f"--out_dir={tmp_path / 'hf'}")
-    run("data/jsonl/prepare.py", *common, "--hf_dataset=json", "--streaming", f"--out_dir={tmp_path / 'hf_stream'}")
-    run("data/openwebtext/prepare.py", *common, "--hf_dataset=json", f"--out_dir={tmp_path / 'owt'}")
+    prepare(jsonl.main, *common, f"--out_dir={tmp_path / 'files'}")
+    prepare(jsonl.main, *common, "--hf_dataset=json", f"--out_dir={tmp_path / 'hf'}")
+    prepare(jsonl.main, *common, "--hf_dataset=json", "--streaming", f"--out_dir={tmp_path / 'hf_stream'}")
+    prepare(openwebtext.main, *common, "--hf_dataset=json", f"--out_dir={tmp_path / 'owt'}")
     ref = load_meta(str(tmp_path / "files"))
     assert ref["skipped"] == {"invalid_utf8": 0, "invalid_json": 0, "missing_key": 0, "not_string": 1, "empty": 1}
     assert (ref["train_documents"], ref["val_documents"]) == (76, 4)  # round(0.05 * 80)
@@ -224,83 +239,133 @@ def test_hf_datasets_json_builder_matches_the_file_reader(tmp_path):
         assert load_meta(str(tmp_path / name))["skipped"] == ref["skipped"], name
         for f in ("train.bin", "val.bin"):
             assert (tmp_path / name / f).read_bytes() == (tmp_path / "files" / f).read_bytes(), (name, f)
-    train_and_sample(str(tmp_path / "owt"), str(tmp_path / "run"))
 
 
-def test_wikitext_bpe_roundtrip_vocab_and_training(tmp_path):
-    out = tmp_path / "wt"
-    p = run("data/wikitext/prepare.py", f"--input={shared('wikitext-2')}", "--train_split=valid", "--val_split=test",
-            "--vocab_size=1000", f"--out_dir={out}")
-    meta, _ = all_ids(str(out))
+@pytest.fixture(scope="module")
+def wikitext_data(tmp_path_factory):
+    """The WikiText-2 fixture prepared with a 1000-id BPE trained on it: (folder, what prepare printed)."""
+    out = tmp_path_factory.mktemp("wikitext")
+    return str(out), prepare(wikitext.main, f"--input={fixture('wikitext-2')}", "--train_split=valid",
+                             "--val_split=test", "--vocab_size=1000", f"--out_dir={out}")
+
+
+def test_wikitext_bpe_roundtrip_and_vocab(wikitext_data):
+    out, printed = wikitext_data
+    meta, _ = all_ids(out)
     assert meta["tokenizer"] == {"kind": "hf", "file": "tokenizer.json"} and meta["vocab_size"] == 1000
-    tok = Tokenizer.from_meta(meta, str(out))
+    tok = Tokenizer.from_meta(meta, out)
     assert tok.enc.get_vocab_size() == 1000 and tok.eot == 0
     for split, name in (("train", "valid"), ("val", "test")):
-        with open(shared("wikitext-2", f"wiki.{name}.raw"), encoding="utf-8") as f:
+        with open(fixture("wikitext-2", f"wiki.{name}.raw"), encoding="utf-8") as f:
             text = f.read()
-        docs = [tok.decode(d) for d in split_docs(np.array(open_tokens(str(out), split, meta)), tok.eot)]
+        docs = [tok.decode(d) for d in split_docs(np.array(open_tokens(out, split, meta)), tok.eot)]
         assert "".join(docs) == text  # every byte back
-        assert len(docs) == len(re.findall(r"^ = [^=].* = $", text, flags=re.M)), p.stdout  # one per article
+        n_articles = len(re.findall(r"^ = [^=].* = $", text, flags=re.M))
+        assert len(docs) == n_articles > 1, printed  # one per article
+        assert f"({name}) has " in printed and f" in {n_articles:,} articles" in printed
         assert all(d.lstrip(" \n").startswith("= ") for d in docs)
     for text in ["na\u00efve caf\u00e9 \u2014 \u6771\u4eac \U0001F642\r\n\ttabs", "The Valkyria Chronicles III"]:
         assert tok.decode(tok.encode(text)) == text
-    train_and_sample(str(out), str(tmp_path / "run"), start=" = Robert")
 
 
-def test_don_char_strips_gutenberg_and_trains(tmp_path):
+def gutenberg_novel(path):
+    """The text between the "*** START OF" and "*** END OF" lines, found line by line with
+    plain Python, with "\\n" line endings: what data/don_char/prepare.py should keep."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    assert raw.startswith(b"\xef\xbb\xbf") and raw.count(b"\r\n") == raw.count(b"\n") > 100  # as Gutenberg ships it
+    lines = raw[3:].decode("utf-8").split("\r\n")
+    start = next(i for i, line in enumerate(lines) if line.startswith("*** START OF"))
+    end = next(i for i, line in enumerate(lines) if line.strip().startswith("*** END OF"))
+    assert start < 40 and end < len(lines) - 100  # a licence header above, and the licence below
+    return "\n".join(lines[start + 1:end]).strip() + "\n"
+
+
+def test_don_char_strips_gutenberg(tmp_path):
     out = tmp_path / "don"
-    p = run("data/don_char/prepare.py", f"--input={shared('don_quixote', 'input.txt')}", f"--out_dir={out}")
+    printed = prepare(don_char.main, f"--input={fixture('don_quixote_pg996_slice.txt')}", f"--out_dir={out}")
     meta, ids = all_ids(str(out))
-    assert (meta["train_tokens"], meta["val_tokens"], meta["vocab_size"]) == (2069361, 229929, 97), p.stdout
+    novel = gutenberg_novel(fixture("don_quixote_pg996_slice.txt"))
+    n = int(0.9 * len(novel))
+    want = (n, len(novel) - n, len(set(novel)))  # 90% of the characters train; the vocabulary is every one
+    assert (meta["train_tokens"], meta["val_tokens"], meta["vocab_size"]) == want, printed
     text = Tokenizer.from_meta(meta).decode(ids)
-    with open(shared("don_quixote", "input.txt"), encoding="utf-8-sig") as f:
+    assert text == novel
+    with open(fixture("don_quixote_pg996_slice.txt"), encoding="utf-8-sig") as f:
         original = f.read()  # text mode: CRLF already "\n"
     assert text.strip() in original and len(text) > 0.95 * len(original) - 30000
     assert "\r" not in text and "\ufeff" not in text and "***" not in text and "PROJECT GUTENBERG" not in text.upper()[-20000:]
     assert "In a village of La Mancha" in text and text.endswith("Farewell.\u201d\n\n\n\np74e.jpg (49K)\n\nFull Size\n")
-    train_and_sample(str(out), str(tmp_path / "run"), start="Sancho")
 
 
-def one_line_error(p):
-    lines = p.stderr.strip().splitlines()
-    assert p.returncode != 0 and len(lines) == 1 and lines[0].startswith("error: "), p.stderr
-    return lines[0]
+@pytest.mark.slow
+@pytest.mark.parametrize("corpus", ["gpt2_bpe", "hf_bpe_uint32", "wikitext_bpe"])
+def test_train_and_sample_on_a_prepared_corpus(corpus, request, tmp_path):
+    """train.py and sample.py on each kind of prepared data beyond the characters (which
+    test_train.py covers): GPT-2's BPE in uint16, a trained BPE in uint32, and WikiText's."""
+    data_dir, start = {"gpt2_bpe": (lambda: request.getfixturevalue("redpajama_data")[0], "The"),
+                       "hf_bpe_uint32": (lambda: request.getfixturevalue("u32_data")[0], "The"),
+                       "wikitext_bpe": (lambda: request.getfixturevalue("wikitext_data")[0], " = Robert")}[corpus]
+    out = str(tmp_path / "run")
+    p = run("train.py", f"--data_dir={data_dir()}", f"--out_dir={out}", *TINY)
+    assert "val ppl" in p.stdout
+    # sample.py's command line is test_train.py's; here its decoding of each kind
+    printed = in_process("sample.py", f"--out_dir={out}", "--num_samples=1", "--max_new_tokens=20", f"--start={start}",
+                         "--device=cpu")
+    assert printed.startswith(start) and len(printed.split("\n---")[0]) > len(start)
 
 
 def test_every_script_fails_with_one_clear_line(tmp_path, monkeypatch):
     empty, latin1 = tmp_path / "empty.jsonl", tmp_path / "latin1.txt"
     empty.write_bytes(b"")
     latin1.write_bytes("Don Quixote de la Mancha, se\u00f1or\n".encode("latin-1") * 100)
+    not_utf8 = tmp_path / "not_utf8.txt"
+    not_utf8.write_bytes(b"\xff\xfe\x00bad")
     wt = tmp_path / "wt"
     wt.mkdir()
     (wt / "wiki.train.raw").write_bytes(latin1.read_bytes())
     (wt / "wiki.valid.raw").write_bytes(b"")
     out = f"--out_dir={tmp_path / 'out'}"
     cases = [
-        (["data/jsonl/prepare.py", f"--input={tmp_path / 'missing.jsonl'}"], "does not exist"),
-        (["data/jsonl/prepare.py", f"--input={empty}"], "is empty"),
-        (["data/jsonl/prepare.py", f"--input={tmp_path / 'nothing*.jsonl'}"], "no file matches"),
-        (["data/jsonl/prepare.py", f"--input={latin1}"], "no usable documents in the input (skipped: 100 invalid_utf8)"),
-        (["data/jsonl/prepare.py", f"--input={latin1}", "--tokenizer=no_such_encoding"], "neither a file nor a tiktoken"),
-        (["data/jsonl/prepare.py", "--hf_dataset=someone/corpus"], "pass --input"),
-        (["data/openwebtext/prepare.py"], "pass --input"),
-        (["data/wikitext/prepare.py"], "pass --input"),
-        (["data/wikitext/prepare.py", f"--input={wt}"], "is not UTF-8 text (line 1"),
-        (["data/wikitext/prepare.py", f"--input={wt}", "--train_split=valid", "--val_split=test"], "is empty"),
-        (["data/wikitext/prepare.py", f"--input={wt}", "--train_split=test"], "does not exist"),
-        (["data/don_char/prepare.py", f"--input={tmp_path / 'missing.txt'}"], "does not exist"),
-        (["data/don_char/prepare.py", f"--input={empty}"], "is empty"),
-        (["data/don_char/prepare.py", f"--input={latin1}"], "is not UTF-8 text"),
-        (["data/don_char/prepare.py"], "pass --input"),  # the download, through a proxy that is not there
+        (jsonl.main, [f"--input={tmp_path / 'missing.jsonl'}"], "does not exist"),
+        (jsonl.main, [f"--input={empty}"], "is empty"),
+        (jsonl.main, [f"--input={tmp_path / 'nothing*.jsonl'}"], "no file matches"),
+        (jsonl.main, [f"--input={latin1}"], "no usable documents in the input (skipped: 100 invalid_utf8)"),
+        (jsonl.main, [f"--input={latin1}", "--tokenizer=no_such_encoding"], "neither a file nor a tiktoken"),
+        (jsonl.main, ["--hf_dataset=someone/corpus"], "pass --input"),
+        (openwebtext.main, [], "pass --input"),
+        (wikitext.main, [], "pass --input"),
+        (wikitext.main, [f"--input={wt}"], "is not UTF-8 text (line 1"),
+        (wikitext.main, [f"--input={wt}", "--train_split=valid", "--val_split=test"], "is empty"),
+        (wikitext.main, [f"--input={wt}", "--train_split=test"], "does not exist"),
+        (don_char.main, [f"--input={tmp_path / 'missing.txt'}"], "does not exist"),
+        (don_char.main, [f"--input={empty}"], "is empty"),
+        (don_char.main, [f"--input={latin1}"], "is not UTF-8 text"),
+        (shakespeare_char.main, [f"--input={empty}"], "empty"),
+        (shakespeare_char.main, [f"--input={not_utf8}"], "not UTF-8"),
     ]
-    monkeypatch.setenv("https_proxy", "http://127.0.0.1:9")  # port 9 (discard): refused at once, never the network
+    for main, args, words in cases:
+        line = exit_message(main, [*args, out])
+        assert words in line, (main.__module__, args, line)
+    # the same on the command line: one line on stderr, no traceback, for each script; the
+    # download goes through a proxy that is not there (port 9, discard: refused at once)
+    monkeypatch.setenv("https_proxy", "http://127.0.0.1:9")
     monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
-    for args, words in cases:
-        line = one_line_error(run(*args, out, check=False))
-        assert words in line, (args, line)
+    commands = [
+        (["data/jsonl/prepare.py", f"--input={tmp_path / 'missing.jsonl'}"], "does not exist"),
+        (["data/openwebtext/prepare.py"], "pass --input"),
+        (["data/wikitext/prepare.py", f"--input={wt}"], "is not UTF-8 text (line 1"),
+        (["data/don_char/prepare.py"], "pass --input"),  # the download, refused
+        (["data/shakespeare_char/prepare.py", f"--input={not_utf8}"], "not UTF-8"),
+    ]
+    for args, words in commands:
+        p = run(*args, out, check=False)
+        lines = p.stderr.strip().splitlines()
+        assert p.returncode != 0 and len(lines) == 1 and lines[0].startswith("error: "), p.stderr
+        assert words in lines[0], (args, lines[0])
 
 
-def test_tokenizer_answers_vocab_size_and_encodes_documents(tmp_path):
+def test_tokenizer_answers_vocab_size_and_encodes_documents():
     chars = Tokenizer({"kind": "char", "chars": "\nabc"})
     assert chars.vocab_size == 4 and chars.encode_ordinary(["ab", "c"]) == [[1, 2], [3]]
     bpe = Tokenizer({"kind": "tiktoken", "name": "gpt2"})

@@ -10,25 +10,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import run
+from conftest import FLAG_CASES, FLAG_COMBOS, in_process, run
 from model import GPT, GPTConfig, LayerNorm, RMSNorm, apply_rope, rope_tables
 from checkpoint import load_checkpoint
 from optim import get_lr
 
 V = 97
 TINY = dict(n_layer=2, n_head=4, n_embd=64, block_size=32, vocab_size=V, dropout=0.0)
-ALL_ON = dict(use_swiglu=True, use_rope=True, use_rmsnorm=True, use_qk_norm=True, tie_embeddings=False,
-              bias=False, n_kv_head=2)
-# one entry per flag (the model's; use_warmup and use_cosine are train.py's, tested below), and all on
-COMBOS = {
-    "baseline": {}, "swiglu": dict(use_swiglu=True), "rope": dict(use_rope=True), "rmsnorm": dict(use_rmsnorm=True),
-    "qk_norm": dict(use_qk_norm=True), "relu2": dict(use_relu2=True), "untied": dict(tie_embeddings=False),
-    "no_bias": dict(bias=False), "gqa": dict(n_kv_head=2), "mqa": dict(n_kv_head=1),
-    "synthesizer": dict(attention="synthesizer"), "all": ALL_ON,
-    "all_synthesizer": dict(ALL_ON, attention="synthesizer", use_rope=False, use_qk_norm=False, n_kv_head=0),
-}
-CASES = [(name, impl) for name, kw in COMBOS.items() for impl in ("sdpa", "manual")
-         if not (kw.get("attention") == "synthesizer" and impl == "sdpa")]
+# the flag combinations (one per model flag, and all on) are conftest's, as in test_cache.py
+COMBOS, CASES = FLAG_COMBOS, FLAG_CASES
 
 
 def tiny(seed=0, **kw):
@@ -181,6 +171,7 @@ def test_lr_schedule_at_the_documented_points():
     assert all(get_lr(it, **kw, use_warmup=False, use_cosine=False) == 1e-3 for it in (0, 600, 5000))
 
 
+@pytest.mark.slow
 def test_every_flag_on_trains_resumes_and_samples(char_data, tmp_path):
     out = str(tmp_path / "all")
     flags = ["--use_swiglu=True", "--use_rope=True", "--use_rmsnorm=True", "--use_warmup=True", "--use_cosine=True",
@@ -204,11 +195,13 @@ def test_every_flag_on_trains_resumes_and_samples(char_data, tmp_path):
         steps = [r for r in map(json.loads, f) if "train_loss" in r]
     assert [r["iter"] for r in steps] == list(range(1, 21))  # the resumed run went on from step 10
     assert all(r["lr"] == pytest.approx(get_lr(r["iter"] - 1, 3e-3, 3e-4, 4, 20)) for r in steps)
-    s = run("sample.py", f"--out_dir={out}", "--num_samples=2", "--max_new_tokens=60", "--start=ROMEO:", "--device=cpu")
-    samples = [x for x in s.stdout.split("---------------\n") if x.strip()]
+    printed = in_process("sample.py", f"--out_dir={out}", "--num_samples=2", "--max_new_tokens=60", "--start=ROMEO:",
+                         "--device=cpu")
+    samples = [x for x in printed.split("---------------\n") if x.strip()]
     assert len(samples) == 2 and all(x.startswith("ROMEO:") and len(x) >= 66 for x in samples)
 
 
+@pytest.mark.slow
 def test_resume_keeps_the_schedule_flags(char_data, tmp_path):
     out = str(tmp_path / "constant")
     common = [f"--data_dir={char_data}", f"--out_dir={out}", "--device=cpu", "--n_layer=1", "--n_head=2",
@@ -221,6 +214,7 @@ def test_resume_keeps_the_schedule_flags(char_data, tmp_path):
     assert lrs == [1e-3] * 10  # constant all the way: the resumed half did not switch warmup and cosine on
 
 
+@pytest.mark.slow
 def test_synthesizer_with_sdpa_is_a_one_line_error(char_data, tmp_path):
     p = run("train.py", f"--data_dir={char_data}", f"--out_dir={tmp_path}", "--device=cpu",
             "--attention=synthesizer", check=False)

@@ -16,7 +16,7 @@ by the end-of-text token; memory stays flat however large the input. The last do
 Lines that are not valid UTF-8 or JSON, lack the text key, hold a non-string text, or are
 empty (a blank line, or "") are skipped and counted by reason, on the console and in
 meta.json. Ids are uint16 when the vocabulary fits, else uint32 (meta.json says which).
-On the 20 RedPajama arXiv documents in ../shared/data/pile_sample, with gpt2:
+On a sample of 20 RedPajama arXiv documents (--input=PATH to its .jsonl), with gpt2:
     20 documents: 19 train (365,785 tokens), 1 val (34,333 tokens)
     skipped: none
 """

@@ -5,14 +5,15 @@ byte-level BPE tokenizer trained on its training split.
     python data/wikitext/prepare.py                                  # from the Hugging Face hub
     python data/wikitext/prepare.py --input=wikitext-103-raw/        # local wiki.{train,valid,test}.raw
     python data/wikitext/prepare.py --hf_config=wikitext-2-raw-v1 --vocab_size=4096
-    python data/wikitext/prepare.py --input=../shared/data/wikitext-2 --train_split=valid --val_split=test
+    python data/wikitext/prepare.py --input=PATH --train_split=valid --val_split=test   # a folder without wiki.train.raw
 
 The tokenizer (Hugging Face `tokenizers`, byte-level BPE: every byte is a token, so any text
 round-trips exactly) is trained on --train_split only, with --vocab_size ids including the
 end-of-text token, and saved as tokenizer.json beside the bins; meta.json points at it, so
 train.py, sample.py and evaluation decode with it. Each article (it starts at a top-level
 " = Title = " heading) is one document, followed by end-of-text. --val_split becomes val.bin.
-The folder ../shared/data/wikitext-2 holds only the valid and test files, hence the last line.
+--input=PATH is a folder holding the wiki.<split>.raw files of the splits it uses; the last
+example trains on the valid split and validates on test, for a copy without the train file.
 
 Then `python train.py config/train_wikitext_small.py` (or _base.py): its "val ppl" is the
 perplexity per BPE token of the validation split, not per word, so it is not comparable
