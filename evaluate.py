@@ -1,47 +1,74 @@
 """
-Evaluate a checkpoint: the loss and perplexity on its dataset, or answers to questions.
+Evaluate a checkpoint. --task chooses what is measured:
+
+    loss       the loss and perplexity on random batches of a split of its dataset (the default)
+    bpb        bits per byte of a split: one full pass over every token, comparable across tokenizers
+    qa         answers to a file of questions (--questions=FILE implies it), exact-match accuracy
+    hellaswag  HellaSwag validation, completion style: acc and acc_norm
+    lm_eval    any lm-evaluation-harness task (--lm_eval_tasks=...), through a small adapter
 
     python evaluate.py --out_dir=out-shakespeare-char-cpu                  # val loss and perplexity
     python evaluate.py --out_dir=out-birthplace-finetune --split=train     # any split of its dataset
+    python evaluate.py --out_dir=out-shakespeare-char-cpu --task=bpb
+    python evaluate.py --init_from=gpt2 --dataset=shakespeare --task=bpb   # OpenAI's GPT-2 on a prepared dataset
     python evaluate.py --out_dir=out-birthplace-finetune --questions=data/birthplace/birth_dev.tsv
-    python evaluate.py --out_dir=out-birthplace-finetune --questions=data/birthplace/birth_test_inputs.tsv
     python evaluate.py --baseline_only=True --questions=data/birthplace/birth_dev.tsv
+    python evaluate.py --init_from=gpt2 --task=hellaswag                   # or --input=hellaswag_val.jsonl
+    python evaluate.py --out_dir=out --task=lm_eval --lm_eval_tasks=arc_easy,piqa
+    torchrun --standalone --nproc_per_node=8 evaluate.py --init_from=gpt2 --task=hellaswag
 
 With --questions (a file of "question" or "question<TAB>answer" lines) the model answers each
 question greedily from "question⁇"; the answer is the text up to the next "⁇" (a model
 finetuned on data/birthplace/finetune has learnt to close it so). The answers go to a
 predictions file, one per line; where the file has answers, the accuracy (exact match) is
 printed beside the baseline of always answering --baseline ("London" in CS224N).
+How each task scores, and the figures to expect: docs/evaluation.md.
 """
 
+import math
 import os
 import sys
 from collections import defaultdict
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 
-from checkpoint import load_checkpoint, model_from_checkpoint
+from checkpoint import GPT2_NAMES, load_checkpoint, load_pretrained, model_from_checkpoint, tokenizer_folders
 from configurator import configure
-from data.common import Tokenizer, dataset_dir, load_meta
+from data.common import GPT2_BPE, Tokenizer, dataset_dir, download, find_meta, load_meta, open_tokens
 from data.loader import estimate_loss, open_batches
 from device import autocast_context, resolve_device, resolve_dtype, setup_device
+from model import GPT, GPTConfig
 
 # ----------------------------------------------------------------------------- config
+task = ""  # 'loss', 'bpb', 'qa', 'hellaswag' or 'lm_eval' ('': qa with --questions, else loss)
+init_from = "resume"  # 'resume' (out_dir/ckpt.pt), 'gpt2', 'gpt2-medium', 'gpt2-large', 'gpt2-xl', or 'hf:PATH'
 out_dir = "out"  # the folder with ckpt.pt
-split = "val"  # without --questions: the split of the checkpoint's dataset to report loss and perplexity on
-eval_iters = 100  # batches for the loss
-batch_size = 64
-questions = ""  # a file of "question" or "question<TAB>answer" lines to answer
-predictions = ""  # where the answers go, one per line ('': beside the checkpoint, named after --questions)
-max_answer_tokens = 32  # stop an answer after this many tokens (the longest course answer has 15)
-baseline = "London"  # the constant answer the accuracy is compared with
-baseline_only = False  # with --questions: only the baseline's accuracy, no checkpoint needed
+dataset = ""  # for loss and bpb: a prepared folder under data/ ('': the checkpoint's own)
+data_dir = ""  # where the dataset is, if not where the checkpoint was trained on
+split = "val"  # loss and bpb: the split of the dataset to measure
+eval_iters = 100  # loss: batches
+batch_size = 64  # loss and bpb: sequences per forward (hellaswag: one example, its 4 endings, per forward)
+questions = ""  # qa: a file of "question" or "question<TAB>answer" lines to answer
+predictions = ""  # qa: where the answers go, one per line ('': beside the checkpoint, named after --questions)
+max_answer_tokens = 32  # qa: stop an answer after this many tokens (the longest course answer has 15)
+baseline = "London"  # qa: the constant answer the accuracy is compared with
+baseline_only = False  # qa: only the baseline's accuracy, no checkpoint needed
+input = ""  # hellaswag: a local copy of hellaswag_val.jsonl instead of downloading it
+limit = 0  # hellaswag and lm_eval: only the first this many examples (0: all)
+lm_eval_tasks = ""  # lm_eval: comma-separated task names
+lm_eval_include = ""  # lm_eval: a folder of your own task YAML files
+num_fewshot = -1  # lm_eval: examples in each prompt (-1: the task's default)
 seed = 1337  # which batches the loss is measured on
 device = "auto"
-dtype = "auto"  # of the loss; answers to --questions are always decoded in fp32
-data_dir = ""  # where the dataset is, if not where the checkpoint was trained on
+dtype = "auto"  # of the loss and bpb; answers, hellaswag and lm_eval are always computed in fp32
 # ------------------------------------------------------------------------------
 
+TASKS = ("loss", "bpb", "qa", "hellaswag", "lm_eval")
+
+
+# ----------------------------------------------------------------------------- qa
 
 def read_questions(path):
     """A file of "question" or "question<TAB>answer" lines -> (questions, answers or None)."""
@@ -91,7 +118,259 @@ def show_accuracy(name, correct, total):
     print(f"{name}: {correct}/{total} correct = {100 * correct / total:.1f}%")
 
 
+# ----------------------------------------------------------------------------- bpb
+
+def all_reduce_sum(values, device, world_size):
+    """A list of numbers summed over the ranks (unchanged with one process)."""
+    t = torch.tensor(values, dtype=torch.float64, device=device)
+    if world_size > 1:
+        torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.SUM)
+    return t.tolist()
+
+
+@torch.no_grad()
+def bits_per_byte(model, tokens, tok, batch_size, ctx, rank=0, world_size=1):
+    """One full pass over a token stream (a split's memmap): consecutive windows of block_size
+    predict every token but the first exactly once (the last window may be shorter). Returns
+    {"loss", "perplexity"} per token and "bpb": the total nats over the UTF-8 bytes of the text the
+    scored tokens decode to, over ln 2. Bytes, unlike tokens, mean the same for every tokenizer,
+    so a character model and a BPE model compare. Windows are dealt out over the ranks."""
+    device = next(model.parameters()).device
+    T, n = model.config.block_size, len(tokens) - 1  # n: the tokens that get scored
+    windows = [(s, min(T, n - s)) for s in range(0, n, T)][rank::world_size]  # (start, tokens it predicts)
+    nats = torch.zeros((), dtype=torch.float64, device=device)
+    for t in sorted({t for _, t in windows}):  # two lengths at most: T and the last window's
+        group = [s for s, length in windows if length == t]
+        for i in range(0, len(group), batch_size):
+            xy = np.stack([tokens[s:s + t + 1].astype(np.int64) for s in group[i:i + batch_size]])  # (B, t + 1)
+            xy = torch.from_numpy(xy).to(device)
+            with ctx:
+                logits, _ = model(xy[:, :-1])  # (B, t, V)
+            nats += F.cross_entropy(logits.float().flatten(0, 1), xy[:, 1:].flatten(), reduction="sum").double()
+    nats = all_reduce_sum([nats.item()], device, world_size)[0]
+    n_bytes = len(tok.decode(tokens[1:].tolist()).encode("utf-8"))
+    return {"loss": nats / n, "perplexity": math.exp(nats / n), "bpb": nats / n_bytes / math.log(2),
+            "tokens": n, "bytes": n_bytes}
+
+
+# ----------------------------------------------------------------------------- scoring continuations
+
+@torch.no_grad()
+def score_continuations(model, pairs):
+    """pairs of (context ids, continuation ids) -> one (log-probability of the continuation given
+    the context, whether it is the greedy continuation) per pair, in fp32. The pairs share one
+    right-padded forward: padding sits after every scored position, so causal attention never
+    lets it change a score. A pair longer than block_size + 1 keeps its last tokens."""
+    device = next(model.parameters()).device
+    block = model.config.block_size
+    rows = [(c + x)[-(block + 1):] for c, x in pairs]
+    T = max(len(r) for r in rows) - 1
+    inp = torch.zeros(len(rows), T, dtype=torch.long)
+    for i, r in enumerate(rows):
+        inp[i, :len(r) - 1] = torch.tensor(r[:-1])
+    with torch.autocast(device.type, enabled=False):  # fp32 whatever the caller's autocast says
+        logp = F.log_softmax(model(inp.to(device))[0].float(), dim=-1)  # (B, T, V)
+    out = []
+    for i, ((_, cont), r) in enumerate(zip(pairs, rows)):
+        k = len(cont)
+        where = torch.arange(len(r) - 1 - k, len(r) - 1, device=device)  # the positions that predict cont
+        target = torch.tensor(cont, device=device)
+        lp = logp[i, where]  # (k, V)
+        out.append((lp.gather(1, target[:, None]).sum().item(), bool((lp.argmax(-1) == target).all())))
+    return out
+
+
+def rolling_pairs(ids, prefix, block):
+    """A text of any length as (context, continuation) windows that together predict every token
+    once, each with up to block_size tokens of context: the first window reads prefix (the
+    end-of-text token) then the text; later windows predict the next block_size tokens, and the
+    last one reads the whole block before its tokens. lm-evaluation-harness's rolling windows."""
+    ids = list(ids)
+    first = min(block, len(ids))
+    pairs = [([prefix], ids[:first])]
+    done = first
+    while done < len(ids):
+        end = min(done + block, len(ids))
+        pairs.append((ids[max(0, end - block - 1):done], ids[done:end]))
+        done = end
+    return pairs
+
+
+# ----------------------------------------------------------------------------- hellaswag
+
+HELLASWAG_URL = "https://raw.githubusercontent.com/rowanz/hellaswag/master/data/hellaswag_val.jsonl"
+# None: the file's sha256 was not verified where this was written (no network); download() then
+# checks nothing. Pin it from a trusted copy: sha256sum hellaswag_val.jsonl
+HELLASWAG_SHA256 = None
+
+
+def read_hellaswag(path):
+    """HellaSwag's JSON lines as published: ind, activity_label, ctx_a, ctx_b, ctx, endings (4),
+    source_id, split, split_type, label (the right ending's index). Returns the examples."""
+    import json
+    with open(path, encoding="utf-8-sig") as f:
+        examples = [json.loads(line) for line in f if line.strip()]
+    for ex in examples:
+        if not {"ctx", "endings", "label"} <= ex.keys() or len(ex["endings"]) != 4:
+            raise ValueError(f"{path} is not HellaSwag: each line needs ctx, 4 endings and a label "
+                             f"(example ind={ex.get('ind')})")
+    return examples
+
+
+def hellaswag_counts(model, tok, examples, rank=0, world_size=1):
+    """[correct by summed loss, correct by mean loss per ending token, examples] over this rank's
+    share of the examples (every world_size-th), all-reduced over the ranks. Each example is one
+    forward of 4 rows: the context followed by each ending (" " + ending, as the text reads)."""
+    counts = [0, 0, 0]
+    for ex in examples[rank::world_size]:
+        ctx = tok.encode(ex["ctx"])
+        ends = [tok.encode(" " + e) for e in ex["endings"]]
+        logps = [lp for lp, _ in score_continuations(model, [(ctx, e) for e in ends])]
+        label = int(ex["label"])
+        counts[0] += int(np.argmax(logps)) == label  # the lowest summed loss
+        counts[1] += int(np.argmax([lp / len(e) for lp, e in zip(logps, ends)])) == label  # lowest mean loss
+        counts[2] += 1
+    return all_reduce_sum(counts, next(model.parameters()).device, world_size)
+
+
+def hellaswag_file():
+    """--input, else hellaswag_val.jsonl downloaded beside the other datasets (once)."""
+    if input:
+        return input
+    dest = os.path.join(dataset_dir("hellaswag"), "hellaswag_val.jsonl")
+    os.makedirs(os.path.dirname(dest), exist_ok=True)
+    return download(HELLASWAG_URL, dest, HELLASWAG_SHA256)
+
+
+# ----------------------------------------------------------------------------- lm_eval
+
+def harness_lm(model, tok, batch_size=16):
+    """model and tok as an lm-evaluation-harness LM (TemplateLM: the harness splits each request
+    into context and continuation ids as it does for Hugging Face models, then calls
+    _loglikelihood_tokens). Built on gptlab's own GPT and tokenizer, so every flag works."""
+    from lm_eval.api.model import TemplateLM
+
+    block = model.config.block_size
+
+    class GptlabLM(TemplateLM):
+        @property
+        def eot_token_id(self):
+            return tok.eot
+
+        def tok_encode(self, string, add_special_tokens=None, **kwargs):
+            return tok.encode(string)
+
+        def _loglikelihood_tokens(self, requests, disable_tqdm=False, **kwargs):
+            pairs = [(c, x) for _, c, x in requests]
+            return [r for i in range(0, len(pairs), batch_size) for r in score_continuations(model, pairs[i:i + batch_size])]
+
+        def loglikelihood_rolling(self, requests, disable_tqdm=False):
+            out = []
+            for (text,) in (r.args for r in requests):
+                ids = tok.encode(text)
+                if tok.eot is None:  # nothing to read before the first token: it goes unscored
+                    ids, prefix = ids[1:], ids[0]
+                else:
+                    prefix = tok.eot
+                pairs = rolling_pairs(ids, prefix, block) if ids else []
+                out.append(sum(lp for lp, _ in self._loglikelihood_tokens([(None, c, x) for c, x in pairs])))
+            return out
+
+        def generate_until(self, requests, disable_tqdm=False):
+            return [generate_until(model, tok, context, kw) for context, kw in (r.args for r in requests)]
+
+    return GptlabLM()
+
+
+@torch.no_grad()
+def generate_until(model, tok, context, gen_kwargs):
+    """Greedy (or sampled, when gen_kwargs says so) text after context, with the KV cache, cut at
+    the first of gen_kwargs["until"] (stop strings) or the end-of-text token."""
+    until = gen_kwargs.get("until") or []
+    until = [until] if isinstance(until, str) else list(until)
+    max_new = gen_kwargs.get("max_gen_toks", 256)
+    temperature = gen_kwargs.get("temperature", 0.0) if gen_kwargs.get("do_sample", False) else 0.0
+    device = next(model.parameters()).device
+    x = torch.tensor([tok.encode(context)[-model.config.block_size:]], dtype=torch.long, device=device)  # (1, T)
+    ids, text = [], ""
+    with torch.autocast(device.type, enabled=False):
+        for nxt in model.stream(x, max_new, temperature=temperature, use_cache=True, eos_token=tok.eot):
+            if tok.eot is not None and nxt.item() == tok.eot:
+                break
+            ids.append(nxt.item())
+            text = tok.decode(ids)
+            if any(s in text for s in until):
+                break
+    cut = min([text.find(s) for s in until if s in text], default=len(text))
+    return text[:cut]
+
+
+def run_lm_eval(model, tok):
+    """lm_eval.simple_evaluate on --lm_eval_tasks; prints the harness's table, returns its results."""
+    try:
+        import lm_eval
+        from lm_eval.tasks import TaskManager
+        from lm_eval.utils import make_table
+    except ImportError:
+        sys.exit("error: --task=lm_eval needs lm-evaluation-harness: pip install lm-eval")
+    if not lm_eval_tasks:
+        sys.exit("error: --task=lm_eval needs --lm_eval_tasks=NAME[,NAME...] (lm-eval ls tasks lists them)")
+    manager = TaskManager(include_path=lm_eval_include or None)
+    results = lm_eval.simple_evaluate(model=harness_lm(model, tok), tasks=lm_eval_tasks.split(","),
+                                      task_manager=manager, limit=limit or None,
+                                      num_fewshot=None if num_fewshot < 0 else num_fewshot)
+    print(make_table(results))
+    return results
+
+
+# ----------------------------------------------------------------------------- main
+
+def load_model():
+    """(model on the CPU, Tokenizer, its checkpoint's config) for --init_from."""
+    if init_from == "resume":
+        ckpt = load_checkpoint(os.path.join(out_dir, "ckpt.pt"))  # in host memory: only the weights go to the device
+        meta, folder = find_meta(tokenizer_folders(out_dir, ckpt, data_dir), ckpt["model_args"]["vocab_size"])
+        print(f"checkpoint: {out_dir}/ckpt.pt (iter {ckpt.get('iter_num')})")
+        return model_from_checkpoint(ckpt), Tokenizer.from_meta(meta, folder), ckpt.get("config", {})
+    if init_from not in GPT2_NAMES and not init_from.startswith("hf:"):
+        raise ValueError(f"unknown --init_from={init_from!r}; use 'resume', {', '.join(map(repr, GPT2_NAMES))} or 'hf:PATH'")
+    model_args, weights = load_pretrained(init_from)
+    model = GPT(GPTConfig(**model_args))
+    model.load_state_dict(weights)
+    if init_from in GPT2_NAMES:
+        return model, Tokenizer(GPT2_BPE), {}
+    meta, folder = find_meta([data_dir, init_from[3:]], model_args["vocab_size"])
+    return model, Tokenizer.from_meta(meta, folder), {}
+
+
+def ranks():
+    """(rank, world_size, device) of this process: under torchrun each rank joins the group
+    and takes its own GPU; alone, (0, 1, device)."""
+    dev = resolve_device(device)
+    if int(os.environ.get("RANK", -1)) == -1:
+        return 0, 1, dev
+    import atexit
+    import torch.distributed as dist
+    if dev.startswith("cuda"):
+        dev = f"cuda:{os.environ['LOCAL_RANK']}"
+        torch.cuda.set_device(dev)
+    dist.init_process_group(backend="nccl" if dev.startswith("cuda") else "gloo")
+    atexit.register(lambda: dist.is_initialized() and dist.destroy_process_group())
+    return dist.get_rank(), dist.get_world_size(), dev
+
+
+def chosen_task():
+    """--task, or what today's command lines meant: --questions is the qa task."""
+    name = task or ("qa" if questions else "loss")
+    if name not in TASKS:
+        sys.exit(f"error: unknown --task={name!r}; use one of {', '.join(TASKS)}")
+    if questions and name != "qa":
+        sys.exit(f"error: --questions belongs to --task=qa, not --task={name}; drop one of them")
+    return name
+
+
 def main():
+    name = chosen_task()
     if baseline_only:
         if not questions:
             sys.exit("error: --baseline_only needs --questions=FILE with answers")
@@ -100,29 +379,62 @@ def main():
             sys.exit(f"error: {questions} has no answers (no TAB on its lines); give a dev file")
         show_accuracy(f"baseline ('{baseline}' every time)", *accuracy([baseline] * len(answers), answers))
         return
-    device_ = resolve_device(device)
+    rank, world_size, device_ = ranks()
     setup_device(device_)
     ctx = autocast_context(device_, resolve_dtype(dtype, device_))
     try:
-        ckpt = load_checkpoint(os.path.join(out_dir, "ckpt.pt"))  # in host memory: only the weights go to device_
-        cfg = ckpt.get("config", {})
-        ddir = dataset_dir(cfg.get("dataset", ""), data_dir or cfg.get("data_dir", ""))
-        meta = load_meta(ddir)
-    except (FileNotFoundError, RuntimeError) as e:
+        model, tok, cfg = load_model()
+        if name in ("loss", "bpb", "qa"):
+            if not cfg and not (dataset or data_dir):
+                raise ValueError(f"--init_from={init_from} has no dataset of its own; name one with "
+                                 f"--dataset=NAME or --data_dir=PATH")
+            ddir = dataset_dir(dataset or cfg.get("dataset", ""), data_dir or ("" if dataset else cfg.get("data_dir", "")))
+            meta = load_meta(ddir)
+            print(f"dataset {ddir}")
+    except (OSError, RuntimeError, ValueError) as e:
         sys.exit(f"error: {e}")
-    model = model_from_checkpoint(ckpt).to(device_).eval()
-    print(f"checkpoint: {out_dir}/ckpt.pt (iter {ckpt.get('iter_num')}); dataset {ddir}")
+    model = model.to(device_).eval()
+    master = rank == 0
 
-    if not questions:
+    if name == "loss":
         try:
             batches = open_batches(ddir, split, meta, model.config.block_size, device_)
         except (FileNotFoundError, ValueError) as e:
             sys.exit(f"error: {e}")
-        loss = estimate_loss(model, {split: batches}, eval_iters, batch_size, ctx, seed)[split]
-        print(f"{split} loss {loss:.4f}, perplexity {torch.tensor(loss).exp().item():.2f} "
-              f"({eval_iters} batches of {batch_size})")
-        return
+        loss = estimate_loss(model, {split: batches}, eval_iters, batch_size, ctx, seed, rank, world_size)[split]
+        if master:
+            print(f"{split} loss {loss:.4f}, perplexity {math.exp(loss):.2f} ({eval_iters} batches of {batch_size})")
+    elif name == "bpb":
+        if "batch_module" in meta:
+            sys.exit(f"error: {ddir} is a dataset of examples, not a text stream; bpb needs a text corpus")
+        if meta["vocab_size"] > model.config.vocab_size:
+            sys.exit(f"error: {ddir} has {meta['vocab_size']} token ids but the model knows {model.config.vocab_size}; "
+                     f"prepare it with the model's tokenizer")
+        data_tok = Tokenizer.from_meta(meta, ddir)  # the bytes are those of the dataset's own ids
+        r = bits_per_byte(model, open_tokens(ddir, split, meta), data_tok, batch_size, ctx, rank, world_size)
+        if master:
+            print(f"{split} loss {r['loss']:.4f}, perplexity {r['perplexity']:.2f} per token; "
+                  f"{r['bpb']:.4f} bits per byte ({r['tokens']:,} tokens, {r['bytes']:,} bytes, one full pass)")
+    elif name == "qa":
+        qa(model, tok, meta, ddir, device_)
+    elif name == "hellaswag":
+        if tok.kind == "char":
+            sys.exit("error: hellaswag needs a tokenizer that encodes any English text; this model is "
+                     "character-level (use a GPT-2 BPE checkpoint or --init_from=gpt2)")
+        try:
+            examples = read_hellaswag(hellaswag_file())
+            correct, correct_norm, n = hellaswag_counts(model, tok, examples[:limit or None], rank, world_size)
+        except (ConnectionError, OSError, ValueError) as e:
+            sys.exit(f"error: {e}")
+        if master:
+            print(f"hellaswag: acc {correct / n:.4f}, acc_norm {correct_norm / n:.4f} ({int(n):,} examples)")
+    elif name == "lm_eval":
+        if world_size > 1:
+            sys.exit("error: --task=lm_eval runs in one process; run it without torchrun")
+        run_lm_eval(model, tok)
 
+
+def qa(model, tok, meta, ddir, device_):
     if "mask" not in meta:
         sys.exit(f"error: {ddir}/meta.json names no mask symbol; --questions needs a model trained on "
                  f"data/birthplace (python data/birthplace/prepare.py)")
