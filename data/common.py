@@ -274,6 +274,36 @@ def read_text_file(path):
                         f"convert it first, e.g. iconv -f latin1 -t utf-8") from None
 
 
+# Don Quixote (Cervantes, tr. John Ormsby; Project Gutenberg eBook #996), read by data/don_char and
+# data/don: pg996.txt as Project Gutenberg published it ("Most recently updated: March 30, 2023"),
+# at a pinned commit of a mirror, so that the checksum keeps matching when Gutenberg re-issues it
+DON_QUIXOTE_URL = ("https://raw.githubusercontent.com/P-C-R-P/ML-Don-Quixote/"
+                   "5e4568f650fee0400b001f971b57fe3f132803e7/don_quixote.txt")
+DON_QUIXOTE_SHA256 = "a1e5d836d41c6877014c7564ad43e0e95c58e76fcb5075f8ab946104a68c3e29"
+
+
+def strip_gutenberg(text):
+    """The book between Project Gutenberg's "*** START OF" and "*** END OF" marker lines, without
+    the byte-order mark and the licence around it, with "\\n" line endings (Gutenberg's are CRLF)."""
+    text = text.lstrip("\ufeff").replace("\r\n", "\n")
+    start, end = text.find("*** START OF"), text.find("*** END OF")
+    if start < 0 or end < start:
+        raise DataError("no '*** START OF' / '*** END OF' lines: this is not a Project Gutenberg text file")
+    start = text.index("\n", start) + 1  # the line after the START marker
+    end = text.rfind("\n", 0, end) + 1  # the END marker's line begins here
+    return text[start:end].strip() + "\n"
+
+
+def read_gutenberg(url, sha256, input_path, out_dir):
+    """The cleaned book (strip_gutenberg) from input_path, else downloaded once to out_dir/input.txt
+    and checked against sha256. Raises DataError, ConnectionError or ValueError (a bad checksum)."""
+    path = input_path
+    if not path:
+        os.makedirs(out_dir, exist_ok=True)
+        path = download(url, os.path.join(out_dir, "input.txt"), sha256)
+    return strip_gutenberg(read_text_file(path))
+
+
 def tokenizer_from_arg(name_or_file, out_dir):
     """What --tokenizer names: a tiktoken encoding (gpt2, r50k_base, cl100k_base, ...) or a
     trained Hugging Face tokenizer.json, which is copied into out_dir so that the dataset

@@ -20,24 +20,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-from data.common import DataError, download, read_text_file, write_char_dataset  # noqa: E402
-
-# pg996.txt as Project Gutenberg published it ("Most recently updated: March 30, 2023"), at a
-# pinned commit of a mirror, so that the checksum keeps matching when Gutenberg re-issues it
-URL = ("https://raw.githubusercontent.com/P-C-R-P/ML-Don-Quixote/"
-       "5e4568f650fee0400b001f971b57fe3f132803e7/don_quixote.txt")
-SHA256 = "a1e5d836d41c6877014c7564ad43e0e95c58e76fcb5075f8ab946104a68c3e29"
-
-
-def strip_gutenberg(text):
-    """The book between Gutenberg's START and END marker lines, with "\\n" line endings."""
-    text = text.lstrip("\ufeff").replace("\r\n", "\n")
-    start, end = text.find("*** START OF"), text.find("*** END OF")
-    if start < 0 or end < start:
-        raise DataError("no '*** START OF' / '*** END OF' lines: this is not a Project Gutenberg text file")
-    start = text.index("\n", start) + 1  # the line after the START marker
-    end = text.rfind("\n", 0, end) + 1  # the END marker's line begins here
-    return text[start:end].strip() + "\n"
+from data.common import DON_QUIXOTE_SHA256, DON_QUIXOTE_URL, DataError, read_gutenberg, write_char_dataset  # noqa: E402
 
 
 def main(argv=None):
@@ -47,14 +30,10 @@ def main(argv=None):
     args = ap.parse_args(argv)
 
     try:
-        path = args.input
-        if not path:
-            os.makedirs(args.out_dir, exist_ok=True)
-            path = download(URL, os.path.join(args.out_dir, "input.txt"), SHA256)
-        text = strip_gutenberg(read_text_file(path))
+        text = read_gutenberg(DON_QUIXOTE_URL, DON_QUIXOTE_SHA256, args.input, args.out_dir)
     except (DataError, ConnectionError, ValueError) as e:  # ValueError: a download with the wrong checksum
         sys.exit(f"error: {e}")
-    write_char_dataset(args.out_dir, text, source=args.input or URL)
+    write_char_dataset(args.out_dir, text, source=args.input or DON_QUIXOTE_URL)
 
 
 if __name__ == "__main__":
