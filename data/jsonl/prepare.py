@@ -67,13 +67,52 @@ def open_binary(path):
     return open(path, "rb")
 
 
+UTF8_BOM = b"\xef\xbb\xbf"  # Windows tools (Notepad, PowerShell's Out-File -Encoding utf8) start files with it
+WIDE_BOMS = [(b"\xff\xfe\x00\x00", "UTF-32 (little-endian)"), (b"\x00\x00\xfe\xff", "UTF-32 (big-endian)"),
+             (b"\xff\xfe", "UTF-16 (little-endian)"), (b"\xfe\xff", "UTF-16 (big-endian)")]
+
+
+def check_encoding(path, head):
+    """Raise DataError when a file's first bytes say it is UTF-16 or UTF-32, not UTF-8: a byte-order
+    mark (PowerShell's default), or NUL bytes among the first characters (JSON text has none)."""
+    name = next((n for bom, n in WIDE_BOMS if head.startswith(bom)), None)
+    if name is None and b"\x00" in head[:4]:
+        name = "UTF-16 (little-endian)" if head[1:2] == b"\x00" else "UTF-16 or UTF-32 (big-endian)"
+    if name:
+        raise DataError(f"{path} is {name} text, not UTF-8; convert it first, "
+                        f"e.g. iconv -f {'UTF-32' if '32' in name else 'UTF-16'} -t UTF-8 {path} > {path}.utf8.jsonl")
+
+
+def array_records(path, data):
+    """The documents of a file that is one JSON array of objects, in HF_BATCH lists, or None when
+    the file does not parse as one (then it is read as lines after all)."""
+    try:
+        records = json.loads(data.decode("utf-8-sig"))
+    except ValueError:  # UnicodeDecodeError and JSONDecodeError both
+        return None
+    if not isinstance(records, list):
+        return None
+    print(f"{path}: one JSON array of {len(records):,} values, read as documents")
+    return [records[i:i + HF_BATCH] for i in range(0, len(records), HF_BATCH)]
+
+
 def line_blocks(paths, block_bytes):
-    """Blocks of whole lines (bytes, about block_bytes each), file after file."""
+    """Blocks of whole lines (bytes, about block_bytes each), file after file. A file that is one
+    JSON array instead of lines (what json.dump writes) comes as lists of its records, read whole."""
     for path in paths:
         try:
             with open_binary(path) as f:
-                carry = b""
+                carry, first = b"", True
                 while block := f.read(block_bytes):
+                    if first:
+                        check_encoding(path, block)
+                        first = False
+                        if block.removeprefix(UTF8_BOM).lstrip()[:1] == b"[":
+                            block += f.read()
+                            records = array_records(path, block)
+                            if records is not None:
+                                yield from records
+                                break
                     block = carry + block
                     cut = block.rfind(b"\n") + 1
                     carry = block[cut:]
@@ -82,6 +121,8 @@ def line_blocks(paths, block_bytes):
                 if carry:  # the last line had no newline
                     yield carry
         except (OSError, EOFError, ValueError) as e:  # gzip.BadGzipFile, zstd errors, truncated files
+            if isinstance(e, DataError):
+                raise
             raise DataError(f"cannot read {path}: {e}; is it really {'compressed' if path.endswith(('.gz', '.zst')) else 'plain'} JSONL?") from None
 
 
@@ -115,7 +156,8 @@ def parse_lines(block, skipped):
     if not lines[-1]:
         lines.pop()  # the block ends with a newline; there is no line after it
     for line in lines:
-        if not line.strip():
+        line = line.removeprefix(UTF8_BOM)  # the first line of a file, or of each file cat put together
+        if not line.strip():  # CRLF files: a lone "\r" is a blank line, and json.loads ignores a trailing one
             skipped["empty"] += 1
             continue
         try:
