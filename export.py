@@ -10,7 +10,9 @@ loads with transformers' GPT2LMHeadModel.from_pretrained(folder) and back into g
 positions, LayerNorm, a GELU MLP, plain multi-head dot-product attention. A model trained
 with bias=False gets zero biases (the same function). The tokenizer goes along where there
 is a file for it: a dataset's tokenizer.json is copied, a character vocabulary is written
-as gptlab's meta.json; GPT-2's BPE needs nothing (AutoTokenizer.from_pretrained("gpt2")).
+as gptlab's meta.json, and GPT-2's BPE is written as vocab.json and merges.txt (with
+tokenizer_config.json), from the very files tiktoken reads, so that
+AutoTokenizer.from_pretrained(folder) works offline and splits text exactly as tiktoken does.
 """
 
 import json
@@ -21,7 +23,7 @@ from dataclasses import fields
 
 from checkpoint import load_checkpoint, tokenizer_folders
 from configurator import configure
-from data.common import GPT2_BPE, Tokenizer, find_meta
+from data.common import Tokenizer, find_meta
 from model import GPTConfig, gpt2_config_to_hf, gpt2_incompatible, gpt2_state_dict_to_hf
 
 # ----------------------------------------------------------------------------- config
@@ -30,6 +32,38 @@ to = "hf"  # the format: 'hf' (Hugging Face transformers GPT-2)
 export_dir = ""  # where to write; "" means out_dir/<to>
 data_dir = ""  # the dataset folder with the tokenizer, if not the checkpoint's own
 # ------------------------------------------------------------------------------
+
+# GPT-2's BPE as OpenAI published it, and as tiktoken's 'gpt2' encoding reads it (the URLs and
+# sha256 hashes are tiktoken's: tiktoken_ext/openai_public.py). encoder.json is what Hugging Face
+# calls vocab.json, vocab.bpe its merges.txt. tiktoken keeps both in its cache (TIKTOKEN_CACHE_DIR)
+# once it has loaded the encoding, so they are read from there without a download.
+GPT2_TOKENIZER_FILES = {
+    "vocab.json": ("https://openaipublic.blob.core.windows.net/gpt-2/encodings/main/encoder.json",
+                   "196139668be63f3b5d6574427317ae82f612a97c5d1cdaf36ed2256dbf636783"),
+    "merges.txt": ("https://openaipublic.blob.core.windows.net/gpt-2/encodings/main/vocab.bpe",
+                   "1ce1664773c50f3e0cc8842619a93edc4624525b728b188a9e0be33b7726adc5"),
+}
+GPT2_BPE_NAMES = ("gpt2", "r50k_base")  # one vocabulary and one way of splitting, under two names
+
+
+def write_gpt2_tokenizer(dest, model_max_length):
+    """GPT-2's tokenizer files in dest, as Hugging Face's GPT2Tokenizer(Fast) loads them offline."""
+    from tiktoken.load import read_file_cached
+    for name, (url, sha256) in GPT2_TOKENIZER_FILES.items():
+        try:
+            data = read_file_cached(url, sha256)
+        except Exception as e:  # offline without the cache: requests' or urllib's errors
+            raise OSError(f"cannot read GPT-2's {os.path.basename(url)} ({type(e).__name__}); set TIKTOKEN_CACHE_DIR "
+                          f"to the folder holding tiktoken's cache files") from None
+        with open(os.path.join(dest, name), "wb") as f:
+            f.write(data)
+    eot = "<|endoftext|>"
+    config = {"tokenizer_class": "GPT2Tokenizer", "model_max_length": model_max_length, "add_prefix_space": False,
+              "bos_token": eot, "eos_token": eot, "unk_token": eot}
+    with open(os.path.join(dest, "tokenizer_config.json"), "w") as f:
+        json.dump(config, f, indent=1)
+    with open(os.path.join(dest, "special_tokens_map.json"), "w") as f:
+        json.dump({"bos_token": eot, "eos_token": eot, "unk_token": eot}, f, indent=1)
 
 
 def export_hf(ckpt, dest, meta, meta_dir=None):
@@ -44,12 +78,15 @@ def export_hf(ckpt, dest, meta, meta_dir=None):
     from transformers import GPT2Config, GPT2LMHeadModel  # only this exporter needs transformers
 
     kind = meta["tokenizer"]["kind"] if meta else None
-    eot = 50256 if kind and meta["tokenizer"] == GPT2_BPE else Tokenizer.from_meta(meta, meta_dir).eot if kind == "hf" else None
+    gpt2_bpe = kind == "tiktoken" and meta["tokenizer"].get("name") in GPT2_BPE_NAMES
+    eot = 50256 if gpt2_bpe else Tokenizer.from_meta(meta, meta_dir).eot if kind == "hf" else None
     hf_config = GPT2Config(**gpt2_config_to_hf(cfg), bos_token_id=eot, eos_token_id=eot)
     hf = GPT2LMHeadModel(hf_config)
     hf.load_state_dict(gpt2_state_dict_to_hf(ckpt["model"], cfg.vocab_size), strict=True)
     hf.save_pretrained(dest)  # safetensors
-    if kind == "hf":
+    if gpt2_bpe:
+        write_gpt2_tokenizer(dest, cfg.block_size)
+    elif kind == "hf":
         shutil.copyfile(os.path.join(meta_dir, meta["tokenizer"]["file"]), os.path.join(dest, "tokenizer.json"))
     elif kind == "char":
         with open(os.path.join(dest, "meta.json"), "w") as f:
@@ -72,8 +109,8 @@ def main():
     print(f"wrote a Hugging Face GPT2LMHeadModel to {dest}")
     if meta is None:
         print("note: no tokenizer found (pass --data_dir=the dataset folder to include it)")
-    elif meta["tokenizer"] == GPT2_BPE:
-        print('tokenizer: GPT-2 BPE, AutoTokenizer.from_pretrained("gpt2")')
+    elif meta["tokenizer"].get("name") in GPT2_BPE_NAMES:
+        print(f"tokenizer: GPT-2 BPE (vocab.json, merges.txt): AutoTokenizer.from_pretrained({dest!r})")
 
 
 if __name__ == "__main__":
