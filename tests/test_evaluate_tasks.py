@@ -208,3 +208,55 @@ def test_task_key_keeps_todays_command_lines(monkeypatch):
     monkeypatch.setattr(evaluate, "task", "perplexity")
     with pytest.raises(SystemExit, match="unknown --task='perplexity'; use one of loss, bpb, qa"):
         evaluate.chosen_task()
+
+
+# --------------------------------------------------------------------------- the command line, in-process
+
+def save_run(folder, vocab_size, tokenizer, block_size=16):
+    from checkpoint import save_checkpoint
+    model = tiny(vocab_size, block_size)
+    os.makedirs(folder, exist_ok=True)
+    save_checkpoint({"model": model.state_dict(), "model_args": dict(model.config.__dict__), "iter_num": 7,
+                     "config": {}}, os.path.join(folder, "ckpt.pt"))
+    with open(os.path.join(folder, "meta.json"), "w") as f:
+        json.dump({"vocab_size": vocab_size, "dtype": "uint16", "tokenizer": tokenizer}, f)
+    return model
+
+
+def run_main(monkeypatch, **keys):
+    defaults = dict(device="cpu", dtype="float32", questions="", baseline_only=False, init_from="resume",
+                    task="", input="", data_dir="", dataset="", limit=0)
+    for k, v in {**defaults, **keys}.items():
+        monkeypatch.setattr(evaluate, k, v)
+    evaluate.main()
+
+
+def test_bpb_command_prints_loss_perplexity_and_bits_per_byte(tmp_path, monkeypatch, capsys):
+    spec = {"kind": "char", "chars": CHARS}
+    model = save_run(str(tmp_path), len(CHARS), spec)
+    ids = Tokenizer(spec).encode(TEXT * 3)
+    np.array(ids, dtype=np.uint16).tofile(tmp_path / "val.bin")
+    run_main(monkeypatch, out_dir=str(tmp_path), data_dir=str(tmp_path), task="bpb", batch_size=4)
+    out = capsys.readouterr().out
+    loss = sum_nats_by_hand(model, ids) / (len(ids) - 1)
+    assert f"val loss {loss:.4f}, perplexity {math.exp(loss):.2f} per token; {loss / math.log(2):.4f} bits per byte" in out
+
+
+def test_hellaswag_command_reads_a_local_file_and_refuses_char_models(tmp_path, monkeypatch, capsys):
+    path = tmp_path / "hs.jsonl"
+    write_hellaswag(path, [("A man sits on a roof. He", ["climbs down.", "eats.", "sleeps.", "sings."], 0)] * 2)
+    save_run(str(tmp_path / "bpe"), 50257, {"kind": "tiktoken", "name": "gpt2"}, block_size=32)
+    run_main(monkeypatch, out_dir=str(tmp_path / "bpe"), task="hellaswag", input=str(path))
+    out = capsys.readouterr().out
+    assert "hellaswag: acc " in out and "acc_norm" in out and "(2 examples)" in out
+    save_run(str(tmp_path / "char"), len(CHARS), {"kind": "char", "chars": CHARS})
+    with pytest.raises(SystemExit, match="this model is character-level"):
+        run_main(monkeypatch, out_dir=str(tmp_path / "char"), task="hellaswag", input=str(path))
+
+
+def test_hellaswag_offline_without_the_file_says_what_to_do(tmp_path, monkeypatch):
+    save_run(str(tmp_path / "bpe"), 50257, {"kind": "tiktoken", "name": "gpt2"}, block_size=32)
+    monkeypatch.setattr(evaluate, "HELLASWAG_URL", "http://127.0.0.1:9/hellaswag_val.jsonl")  # nothing listens there
+    with pytest.raises(SystemExit) as e:
+        run_main(monkeypatch, out_dir=str(tmp_path / "bpe"), task="hellaswag", data_dir=str(tmp_path / "hs"))
+    assert "could not download" in str(e.value) and "pass --input=PATH" in str(e.value) and "\n" not in str(e.value)
