@@ -260,3 +260,29 @@ def test_hellaswag_offline_without_the_file_says_what_to_do(tmp_path, monkeypatc
     with pytest.raises(SystemExit) as e:
         run_main(monkeypatch, out_dir=str(tmp_path / "bpe"), task="hellaswag", data_dir=str(tmp_path / "hs"))
     assert "could not download" in str(e.value) and "pass --input=PATH" in str(e.value) and "\n" not in str(e.value)
+
+
+@pytest.mark.slow
+def test_two_ranks_under_torchrun_print_what_one_process_prints(tmp_path):
+    """hellaswag's examples and bpb's windows dealt out over 2 gloo ranks, the counts and nats
+    all-reduced: the same figures as one process."""
+    import subprocess
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    spec = {"kind": "tiktoken", "name": "gpt2"}
+    save_run(str(tmp_path), 50257, spec, block_size=16)
+    tok = Tokenizer(spec)
+    np.array(tok.encode(TEXT * 4), dtype=np.uint16).tofile(tmp_path / "val.bin")
+    rng = np.random.default_rng(0)
+    words = TEXT.split()
+    write_hellaswag(tmp_path / "hs.jsonl", [(" ".join(rng.choice(words, 6)), [" ".join(rng.choice(words, 3))
+                                             for _ in range(4)], int(rng.integers(4))) for _ in range(7)])
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    for task in ("bpb", "hellaswag"):
+        args = ["evaluate.py", f"--out_dir={tmp_path}", f"--data_dir={tmp_path}", f"--task={task}",
+                f"--input={tmp_path / 'hs.jsonl'}", "--device=cpu", "--dtype=float32", "--batch_size=2"]
+        one = subprocess.run([sys.executable, *args], cwd=root, env=env, capture_output=True, text=True, timeout=300)
+        two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", *args],
+                             cwd=root, env=env, capture_output=True, text=True, timeout=300)
+        assert one.returncode == 0 and two.returncode == 0, one.stderr[-2000:] + two.stderr[-2000:]
+        line = [ln for ln in one.stdout.splitlines() if "bits per byte" in ln or ln.startswith("hellaswag:")]
+        assert len(line) == 1 and line[0] in two.stdout.splitlines()
