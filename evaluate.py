@@ -262,7 +262,8 @@ def harness_lm(model, tok, batch_size=16):
 
         def _loglikelihood_tokens(self, requests, disable_tqdm=False, **kwargs):
             pairs = [(c, x) for _, c, x in requests]
-            return [r for i in range(0, len(pairs), batch_size) for r in score_continuations(model, pairs[i:i + batch_size])]
+            batches = (pairs[i:i + batch_size] for i in range(0, len(pairs), batch_size))
+            return [r for batch in batches for r in score_continuations(model, batch)]
 
         def loglikelihood_rolling(self, requests, disable_tqdm=False):
             out = []
@@ -333,7 +334,8 @@ def load_model():
         print(f"checkpoint: {out_dir}/ckpt.pt (iter {ckpt.get('iter_num')})")
         return model_from_checkpoint(ckpt), Tokenizer.from_meta(meta, folder), ckpt.get("config", {})
     if init_from not in GPT2_NAMES and not init_from.startswith("hf:"):
-        raise ValueError(f"unknown --init_from={init_from!r}; use 'resume', {', '.join(map(repr, GPT2_NAMES))} or 'hf:PATH'")
+        raise ValueError(f"unknown --init_from={init_from!r}; use 'resume', "
+                         f"{', '.join(map(repr, GPT2_NAMES))} or 'hf:PATH'")
     model_args, weights = load_pretrained(init_from)
     model = GPT(GPTConfig(**model_args))
     model.load_state_dict(weights)
@@ -369,6 +371,25 @@ def chosen_task():
     return name
 
 
+def qa(model, meta, ddir, device_):
+    """The qa task: answer --questions, write the predictions, print the accuracy where there are answers."""
+    if "mask" not in meta:
+        sys.exit(f"error: {ddir}/meta.json names no mask symbol; --questions needs a model trained on "
+                 f"data/birthplace (python data/birthplace/prepare.py)")
+    try:
+        qs, answers = read_questions(questions)
+        predicted = answer(model, Tokenizer.from_meta(meta, ddir), meta["mask"], qs, device_, max_answer_tokens)
+    except (OSError, ValueError) as e:
+        sys.exit(f"error: {e}")
+    path = predictions or os.path.join(out_dir, os.path.splitext(os.path.basename(questions))[0] + ".predictions.txt")
+    with open(path, "w", encoding="utf-8") as f:
+        f.writelines(p.replace("\n", " ") + "\n" for p in predicted)  # one line each, whatever was generated
+    print(f"wrote {len(predicted)} predictions to {path}")
+    if answers is not None:
+        show_accuracy("model", *accuracy(predicted, answers))
+        show_accuracy(f"baseline ('{baseline}' every time)", *accuracy([baseline] * len(answers), answers))
+
+
 def main():
     name = chosen_task()
     if baseline_only:
@@ -388,7 +409,10 @@ def main():
             if not cfg and not (dataset or data_dir):
                 raise ValueError(f"--init_from={init_from} has no dataset of its own; name one with "
                                  f"--dataset=NAME or --data_dir=PATH")
-            ddir = dataset_dir(dataset or cfg.get("dataset", ""), data_dir or ("" if dataset else cfg.get("data_dir", "")))
+            if dataset:  # --dataset names a folder under data/, whatever the checkpoint trained on
+                ddir = dataset_dir(dataset, data_dir)
+            else:
+                ddir = dataset_dir(cfg.get("dataset", ""), data_dir or cfg.get("data_dir", ""))
             meta = load_meta(ddir)
             print(f"dataset {ddir}")
     except (OSError, RuntimeError, ValueError) as e:
@@ -416,7 +440,7 @@ def main():
             print(f"{split} loss {r['loss']:.4f}, perplexity {r['perplexity']:.2f} per token; "
                   f"{r['bpb']:.4f} bits per byte ({r['tokens']:,} tokens, {r['bytes']:,} bytes, one full pass)")
     elif name == "qa":
-        qa(model, tok, meta, ddir, device_)
+        qa(model, meta, ddir, device_)
     elif name == "hellaswag":
         if tok.kind == "char":
             sys.exit("error: hellaswag needs a tokenizer that encodes any English text; this model is "
@@ -432,24 +456,6 @@ def main():
         if world_size > 1:
             sys.exit("error: --task=lm_eval runs in one process; run it without torchrun")
         run_lm_eval(model, tok)
-
-
-def qa(model, tok, meta, ddir, device_):
-    if "mask" not in meta:
-        sys.exit(f"error: {ddir}/meta.json names no mask symbol; --questions needs a model trained on "
-                 f"data/birthplace (python data/birthplace/prepare.py)")
-    try:
-        qs, answers = read_questions(questions)
-        predicted = answer(model, Tokenizer.from_meta(meta, ddir), meta["mask"], qs, device_, max_answer_tokens)
-    except (OSError, ValueError) as e:
-        sys.exit(f"error: {e}")
-    path = predictions or os.path.join(out_dir, os.path.splitext(os.path.basename(questions))[0] + ".predictions.txt")
-    with open(path, "w", encoding="utf-8") as f:
-        f.writelines(p.replace("\n", " ") + "\n" for p in predicted)  # one line each, whatever was generated
-    print(f"wrote {len(predicted)} predictions to {path}")
-    if answers is not None:
-        show_accuracy("model", *accuracy(predicted, answers))
-        show_accuracy(f"baseline ('{baseline}' every time)", *accuracy([baseline] * len(answers), answers))
 
 
 if __name__ == "__main__":
