@@ -234,10 +234,10 @@ def hellaswag_counts(model, tok, examples, rank=0, world_size=1):
 
 
 def hellaswag_file():
-    """--input, else hellaswag_val.jsonl downloaded (once) to --data_dir or data/hellaswag/."""
+    """--input, else hellaswag_val.jsonl downloaded (once) to data/hellaswag/."""
     if input:
         return input
-    dest = os.path.join(data_dir or dataset_dir("hellaswag"), "hellaswag_val.jsonl")
+    dest = os.path.join(dataset_dir("hellaswag"), "hellaswag_val.jsonl")
     os.makedirs(os.path.dirname(dest), exist_ok=True)
     return download(HELLASWAG_URL, dest, HELLASWAG_SHA256)
 

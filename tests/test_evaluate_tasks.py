@@ -15,6 +15,8 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import evaluate  # noqa: E402
+from conftest import exit_message, in_process  # noqa: E402
+from data import common  # noqa: E402
 from data.common import Tokenizer  # noqa: E402
 from model import GPT, GPTConfig  # noqa: E402
 
@@ -223,43 +225,36 @@ def save_run(folder, vocab_size, tokenizer, block_size=16):
     return model
 
 
-def run_main(monkeypatch, **keys):
-    defaults = dict(device="cpu", dtype="float32", questions="", baseline_only=False, init_from="resume",
-                    task="", input="", data_dir="", dataset="", limit=0)
-    for k, v in {**defaults, **keys}.items():
-        monkeypatch.setattr(evaluate, k, v)
-    evaluate.main()
-
-
-def test_bpb_command_prints_loss_perplexity_and_bits_per_byte(tmp_path, monkeypatch, capsys):
+def test_bpb_command_prints_loss_perplexity_and_bits_per_byte(tmp_path):
     spec = {"kind": "char", "chars": CHARS}
     model = save_run(str(tmp_path), len(CHARS), spec)
     ids = Tokenizer(spec).encode(TEXT * 3)
     np.array(ids, dtype=np.uint16).tofile(tmp_path / "val.bin")
-    run_main(monkeypatch, out_dir=str(tmp_path), data_dir=str(tmp_path), task="bpb", batch_size=4)
-    out = capsys.readouterr().out
+    out = in_process("evaluate.py", f"--out_dir={tmp_path}", f"--data_dir={tmp_path}", "--task=bpb",
+                     "--batch_size=4", "--device=cpu", "--dtype=float32")
     loss = sum_nats_by_hand(model, ids) / (len(ids) - 1)
     assert f"val loss {loss:.4f}, perplexity {math.exp(loss):.2f} per token; {loss / math.log(2):.4f} bits per byte" in out
 
 
-def test_hellaswag_command_reads_a_local_file_and_refuses_char_models(tmp_path, monkeypatch, capsys):
+def test_hellaswag_command_reads_a_local_file_and_refuses_char_models(tmp_path):
     path = tmp_path / "hs.jsonl"
     write_hellaswag(path, [("A man sits on a roof. He", ["climbs down.", "eats.", "sleeps.", "sings."], 0)] * 2)
     save_run(str(tmp_path / "bpe"), 50257, {"kind": "tiktoken", "name": "gpt2"}, block_size=32)
-    run_main(monkeypatch, out_dir=str(tmp_path / "bpe"), task="hellaswag", input=str(path))
-    out = capsys.readouterr().out
+    out = in_process("evaluate.py", f"--out_dir={tmp_path / 'bpe'}", "--task=hellaswag", f"--input={path}", "--device=cpu")
     assert "hellaswag: acc " in out and "acc_norm" in out and "(2 examples)" in out
     save_run(str(tmp_path / "char"), len(CHARS), {"kind": "char", "chars": CHARS})
-    with pytest.raises(SystemExit, match="this model is character-level"):
-        run_main(monkeypatch, out_dir=str(tmp_path / "char"), task="hellaswag", input=str(path))
+    message = exit_message(in_process, "evaluate.py", f"--out_dir={tmp_path / 'char'}", "--task=hellaswag",
+                           f"--input={path}", "--device=cpu")
+    assert "this model is character-level" in message
 
 
-def test_hellaswag_offline_without_the_file_says_what_to_do(tmp_path, monkeypatch):
+def test_hellaswag_offline_without_the_file_says_what_to_do(tmp_path, monkeypatch, network_attempts):
     save_run(str(tmp_path / "bpe"), 50257, {"kind": "tiktoken", "name": "gpt2"}, block_size=32)
-    monkeypatch.setattr(evaluate, "HELLASWAG_URL", "http://127.0.0.1:9/hellaswag_val.jsonl")  # nothing listens there
-    with pytest.raises(SystemExit) as e:
-        run_main(monkeypatch, out_dir=str(tmp_path / "bpe"), task="hellaswag", data_dir=str(tmp_path / "hs"))
-    assert "could not download" in str(e.value) and "pass --input=PATH" in str(e.value) and "\n" not in str(e.value)
+    monkeypatch.setattr(common, "DATA_ROOT", str(tmp_path))  # where data/hellaswag/ would be: nothing written here
+    message = exit_message(in_process, "evaluate.py", f"--out_dir={tmp_path / 'bpe'}", "--task=hellaswag", "--device=cpu")
+    assert "could not download" in message and "pass --input=PATH" in message
+    assert not os.path.exists(tmp_path / "hellaswag" / "hellaswag_val.jsonl")
+    assert any("raw.githubusercontent.com" in a for a in network_attempts())  # the one attempt, refused offline
 
 
 @pytest.mark.slow
