@@ -25,6 +25,7 @@ printed beside the baseline of always answering --baseline ("London" in CS224N).
 How each task scores, and the figures to expect: docs/evaluation.md.
 """
 
+import json
 import math
 import os
 import sys
@@ -163,6 +164,8 @@ def score_continuations(model, pairs):
     lets it change a score. A pair longer than block_size + 1 keeps its last tokens."""
     device = next(model.parameters()).device
     block = model.config.block_size
+    if any(len(x) > block for _, x in pairs):
+        raise ValueError(f"a continuation is longer than block_size={block}: the model cannot score it in one window")
     rows = [(c + x)[-(block + 1):] for c, x in pairs]
     T = max(len(r) for r in rows) - 1
     inp = torch.zeros(len(rows), T, dtype=torch.long)
@@ -207,7 +210,6 @@ HELLASWAG_SHA256 = None
 def read_hellaswag(path):
     """HellaSwag's JSON lines as published: ind, activity_label, ctx_a, ctx_b, ctx, endings (4),
     source_id, split, split_type, label (the right ending's index). Returns the examples."""
-    import json
     with open(path, encoding="utf-8-sig") as f:
         examples = [json.loads(line) for line in f if line.strip()]
     for ex in examples:
