@@ -18,7 +18,7 @@ from model import GPT, GPTConfig
 from checkpoint import load_checkpoint
 from data.loader import open_batches
 
-TINY = ["--device=cpu", "--n_layer=2", "--n_head=2", "--n_embd=32", "--block_size=128", "--batch_size=16",
+TINY = ["--device=cpu", "--dtype=float32", "--n_layer=2", "--n_head=2", "--n_embd=32", "--block_size=128", "--batch_size=16",
         "--gradient_accumulation_steps=1", "--eval_iters=2", "--log_interval=5", "--compile=False", "--warmup_iters=2"]
 
 
@@ -201,7 +201,7 @@ def test_pretrain_finetune_evaluate_pipeline(bp_data, tmp_path, attention):
     run("train.py", f"--data_dir={folder}/pretrain", f"--out_dir={pre}", *TINY, *arch, "--max_iters=12",
         "--eval_interval=12", "--learning_rate=3e-3")
     p = run("train.py", f"--data_dir={folder}/finetune", f"--out_dir={fin}", f"--init_from=ckpt:{pre}",
-            "--device=cpu", "--batch_size=16", "--gradient_accumulation_steps=1", "--eval_iters=2", "--max_iters=6",
+            "--device=cpu", "--dtype=float32", "--batch_size=16", "--gradient_accumulation_steps=1", "--eval_iters=2", "--max_iters=6",
             "--eval_interval=6", "--warmup_iters=1", "--learning_rate=3e-3")
     ckpt = load_checkpoint(os.path.join(fin, "ckpt.pt"))
     assert ckpt["iter_num"] == 6  # a fresh count: not 12 + 6

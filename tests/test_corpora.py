@@ -23,7 +23,7 @@ import data.wikitext.prepare as wikitext
 from conftest import exit_message, fixture, in_process, quietly, run
 from data.common import Tokenizer, load_meta, open_tokens
 
-TINY = ["--device=cpu", "--n_layer=2", "--n_head=2", "--n_embd=32", "--block_size=32", "--batch_size=4",
+TINY = ["--device=cpu", "--dtype=float32", "--n_layer=2", "--n_head=2", "--n_embd=32", "--block_size=32", "--batch_size=4",
         "--gradient_accumulation_steps=1", "--eval_iters=2", "--eval_interval=5", "--max_iters=5",
         "--log_interval=1", "--compile=False"]
 

@@ -176,7 +176,7 @@ def test_every_flag_on_trains_resumes_and_samples(char_data, tmp_path):
     out = str(tmp_path / "all")
     flags = ["--use_swiglu=True", "--use_rope=True", "--use_rmsnorm=True", "--use_warmup=True", "--use_cosine=True",
              "--use_qk_norm=True", "--tie_embeddings=False", "--bias=False", "--n_kv_head=1"]
-    common = [f"--data_dir={char_data}", f"--out_dir={out}", "--device=cpu", "--n_layer=2", "--n_head=2",
+    common = [f"--data_dir={char_data}", f"--out_dir={out}", "--device=cpu", "--dtype=float32", "--n_layer=2", "--n_head=2",
               "--n_embd=32", "--block_size=32", "--batch_size=8", "--gradient_accumulation_steps=1",
               "--eval_iters=4", "--eval_interval=10", "--log_interval=1", "--learning_rate=3e-3",
               "--warmup_iters=4", "--lr_decay_iters=20", "--min_lr=3e-4"]
@@ -204,7 +204,7 @@ def test_every_flag_on_trains_resumes_and_samples(char_data, tmp_path):
 @pytest.mark.slow
 def test_resume_keeps_the_schedule_flags(char_data, tmp_path):
     out = str(tmp_path / "constant")
-    common = [f"--data_dir={char_data}", f"--out_dir={out}", "--device=cpu", "--n_layer=1", "--n_head=2",
+    common = [f"--data_dir={char_data}", f"--out_dir={out}", "--device=cpu", "--dtype=float32", "--n_layer=1", "--n_head=2",
               "--n_embd=32", "--block_size=32", "--batch_size=4", "--eval_iters=2", "--eval_interval=5",
               "--log_interval=1", "--learning_rate=1e-3", "--warmup_iters=10", "--lr_decay_iters=10"]
     run("train.py", *common, "--use_warmup=False", "--use_cosine=False", "--max_iters=5")

@@ -228,7 +228,7 @@ def test_nanogpt_folder_samples_and_resumes(tmp_path, char_data):
     # nanoGPT's config says compile=True; on a CPU, torch.compile would take longer than the rest of the test
     run("train.py", "--init_from=resume", f"--out_dir={folder}", f"--data_dir={char_data}", "--batch_size=2", "--block_size=32",
         "--gradient_accumulation_steps=1", "--max_iters=13", "--eval_interval=100", "--eval_iters=1", "--device=cpu",
-        "--compile=False")
+        "--dtype=float32", "--compile=False")
     ckpt = load_checkpoint(str(folder / "ckpt.pt"))
     assert ckpt["iter_num"] == 13 and "rng" in ckpt  # now a gptlab checkpoint
     step = ckpt["optimizer"][0]["state"][0]["step"]

@@ -16,7 +16,7 @@ from plot import read_log
 from checkpoint import load_checkpoint, model_from_checkpoint
 from optim import scaling_law_lr
 
-TINY = ["--device=cpu", "--n_layer=2", "--n_head=2", "--n_embd=32", "--block_size=32", "--batch_size=8",
+TINY = ["--device=cpu", "--dtype=float32", "--n_layer=2", "--n_head=2", "--n_embd=32", "--block_size=32", "--batch_size=8",
         "--gradient_accumulation_steps=1", "--eval_iters=2", "--log_interval=1", "--warmup_iters=2", "--compile=False"]
 
 
