@@ -39,7 +39,10 @@ FULL = StateDictOptions(full_state_dict=True, cpu_offload=True)  # gathered to r
 def fsdp_error(optimizer, dtype):
     """The one-line error for what FSDP here cannot run (or None)."""
     if optimizer == "muon":
-        return ("--fsdp=True runs AdamW or Adafactor: Muon orthogonalises whole matrices, which FSDP shards; "
+        return ("--fsdp=True runs AdamW: Muon orthogonalises whole matrices, which FSDP shards; "
+                "use --optimizer=adamw, or DDP (--fsdp=False)")
+    if optimizer == "adafactor":  # torch 2.13's Adafactor writes in place into row/column norms of DTensors
+        return ("--fsdp=True runs AdamW: torch's Adafactor cannot yet step sharded (DTensor) parameters; "
                 "use --optimizer=adamw, or DDP (--fsdp=False)")
     if dtype == "float16":
         return ("--fsdp=True has no loss scaler for sharded fp16 gradients; use --dtype=bfloat16 (or float32), "
