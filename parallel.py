@@ -59,12 +59,13 @@ def checkpoint_activations(model):
         block.forward = functools.partial(checkpoint, block.forward, use_reentrant=False)
 
 
-def build_model(cfg, state, device, dtype, fsdp, activation_checkpointing=False, compile=False):
+def build_model(cfg, state, device, dtype, fsdp, activation_checkpointing=False, compile=False, fill=True):
     """The GPT this rank trains. Without fsdp: built whole (seeded by the caller), state loaded
     if given, moved to device. With fsdp (under torchrun): every rank builds it on the meta device
     (no memory), shards it, and allocates only its own shards; rank 0's whole state dict (the
     checkpoint's, or a fresh init on the CPU, the same as one process's at the same seed) is then
-    broadcast into the shards, so the only whole copy is rank 0's, in host memory, during setup."""
+    broadcast into the shards, so the only whole copy is rank 0's, in host memory, during setup.
+    fill=False leaves FSDP's shards unset, for a caller that loads them next (load_sharded)."""
     if not fsdp:
         model = GPT(cfg)
         if state is not None:
@@ -75,7 +76,7 @@ def build_model(cfg, state, device, dtype, fsdp, activation_checkpointing=False,
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
-    if state is None and dist.get_rank() == 0:
+    if state is None and fill and dist.get_rank() == 0:
         state = GPT(cfg).state_dict()  # the init, as one process makes it
     with torch.device("meta"):
         model = GPT(cfg)
@@ -99,9 +100,19 @@ def build_model(cfg, state, device, dtype, fsdp, activation_checkpointing=False,
         cos, sin = rope_tables(cfg.head_dim, cfg.block_size, cfg.rope_theta)
         model.rope_cos.copy_(cos)
         model.rope_sin.copy_(sin)
-    set_model_state_dict(model, state if dist.get_rank() == 0 else {},
-                         options=StateDictOptions(full_state_dict=True, broadcast_from_rank0=True))
+    if fill:
+        set_model_state_dict(model, state if dist.get_rank() == 0 else {},
+                             options=StateDictOptions(full_state_dict=True, broadcast_from_rank0=True))
     return model
+
+
+def all_finite(model):
+    """True if no rank's weights (its shards, under FSDP) hold a NaN or inf. Every rank calls this."""
+    local = [p.to_local() if hasattr(p, "to_local") else p for p in model.parameters()]
+    ok = torch.tensor([float(all(torch.isfinite(p).all() for p in local))], device=local[0].device)
+    if dist.is_initialized():
+        dist.all_reduce(ok, op=dist.ReduceOp.MIN)
+    return ok.item() > 0
 
 
 def wrap_ddp(model, device):

@@ -39,7 +39,7 @@ from device import (autocast_context, bf16_warning, cpu_has_bf16, dtype_error, l
                     resolve_dtype, setup_device)
 from model import GPTConfig
 from optim import apply_lr, get_lr, load_scaler_state, optimizer_step, remember_initial_lr, scaling_law_lr
-from parallel import (build_model, fsdp_error, full_state, load_optimizers, load_resume, load_sharded, save_sharded,
+from parallel import (all_finite, build_model, fsdp_error, full_state, load_optimizers, load_resume, load_sharded, save_sharded,
                       sync_gradients, unfuse, wrap_ddp)
 
 # ----------------------------------------------------------------------------- config
@@ -196,7 +196,7 @@ if __name__ == "__main__":
         sys.exit(f"error: {e}")
     # whole on each rank, or (fsdp) each rank's shards only; the weights: ckpt's, else a fresh init at seed
     model = build_model(gptconf, ckpt.get("model") if ckpt else None, device, dtype, fsdp, activation_checkpointing,
-                        compile)  # FSDP compiles each block here
+                        compile, fill=not (ckpt and "sharded" in ckpt))  # FSDP compiles each block here
     torch.manual_seed(seed + rank)  # dropout's streams start here, whichever ranks built the whole model
     if learning_rate == "auto":  # resolved once; config.json and the checkpoint keep the number
         learning_rate = config["learning_rate"] = scaling_law_lr(model.num_body_params())
@@ -262,6 +262,11 @@ if __name__ == "__main__":
                "best_val_loss": best_val_loss, "config": config, "rng": states,
                "batch_rng": batch_rng.bit_generator.state, "elapsed_s": time.time() - t_start}
         if ckpt_format == "sharded":  # every rank writes its own shards
+            if not all_finite(raw_model):
+                if master:
+                    print(f"warning: not saving at iter {iter_num}: the weights hold NaN/inf; {out_dir}/ckpt_dcp keeps "
+                          f"the last good state", file=sys.stderr)
+                return
             save_sharded(raw_model, optimizers, run, out_dir, keep_last)
             if master:
                 print(f"saved sharded checkpoint to {out_dir}/ckpt_dcp at iter {iter_num} ({reason})")
