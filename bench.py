@@ -178,7 +178,8 @@ def main():
     state = local_bytes(t for opt in optimizers for s in opt.state.values() for t in s.values()) / mib
     held = f"parameters {params:.1f} MiB, gradients {grad_peak[0] / mib:.1f} MiB, optimizer state {state:.1f} MiB " \
            f"(together {params + grad_peak[0] / mib + state:.1f} MiB)"
-    gpu = f", peak CUDA allocated {torch.cuda.max_memory_allocated(device_) / mib:.0f} MiB" if device_type == "cuda" else ""
+    gpu = f", peak CUDA allocated {torch.cuda.max_memory_allocated(device_) / mib:.0f} MiB" \
+        if device_type == "cuda" else ""
     say(f"median {dt * 1000:.2f} ms/iter (p10 {np.percentile(times, 10) * 1000:.2f}, "
         f"p90 {np.percentile(times, 90) * 1000:.2f}), {tokens_per_iter / dt:,.0f} tokens/s"
         + (f", MFU {mfu * 100:.2f}%" if mfu else ""))

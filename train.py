@@ -39,8 +39,8 @@ from device import (autocast_context, bf16_warning, cpu_has_bf16, dtype_error, l
                     resolve_dtype, setup_device)
 from model import GPTConfig
 from optim import apply_lr, get_lr, load_scaler_state, optimizer_step, remember_initial_lr, scaling_law_lr
-from parallel import (all_finite, build_model, fsdp_error, full_state, load_optimizers, load_resume, load_sharded, save_sharded,
-                      sync_gradients, unfuse, wrap_ddp)
+from parallel import (all_finite, build_model, fsdp_error, full_state, load_optimizers, load_resume, load_sharded,
+                      save_sharded, sync_gradients, unfuse, wrap_ddp)
 
 # ----------------------------------------------------------------------------- config
 # I/O

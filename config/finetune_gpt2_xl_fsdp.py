@@ -5,7 +5,7 @@
 #   python sample.py --out_dir=out-shakespeare-xl-fsdp --start="ROMEO:"   # ckpt.pt, as any run's
 
 out_dir = "out-shakespeare-xl-fsdp"
-init_from = "gpt2-xl"  # rank 0 reads the weights into host memory and broadcasts each rank its shards
+init_from = "gpt2-xl"  # every rank reads the weights into host memory (6 GB each); rank 0's fill the shards
 dataset = "shakespeare"
 fsdp = True
 eval_interval = 5

@@ -126,7 +126,8 @@ def test_sharded_checkpoint_from_two_ranks_to_one_and_to_ckpt_pt(data, fsdp_drop
     assert os.path.islink(os.path.join(out, "ckpt_dcp")) and not os.path.exists(os.path.join(out, "ckpt.pt"))
     p = run("parallel.py", os.path.join(out, "ckpt_dcp"))  # the one-line converter
     assert "wrote" in p.stdout
-    full, conv = load_checkpoint(os.path.join(fsdp_dropout, "ckpt-00000003.pt")), load_checkpoint(os.path.join(out, "ckpt.pt"))
+    full = load_checkpoint(os.path.join(fsdp_dropout, "ckpt-00000003.pt"))  # the full format at the same step
+    conv = load_checkpoint(os.path.join(out, "ckpt.pt"))
     assert all(torch.equal(full["model"][k], conv["model"][k]) for k in full["model"])
     for i, s in full["optimizer"][0]["state"].items():
         assert all(torch.equal(s[k], conv["optimizer"][0]["state"][i][k]) for k in s)
