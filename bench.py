@@ -9,16 +9,23 @@ rest of train.py: no evaluation, no checkpoints.
     python bench.py --real_data=False --device=cpu --batch_size=1 --block_size=256 --gradient_accumulation_steps=1 \
         --num_steps=3 --warmup_steps=1 --optimizer=adafactor       # GPT-2 124M's memory with Adafactor
 
+Under torchrun it times DDP, or FSDP with --fsdp=True, and every rank reports its own memory:
+
+    torchrun --standalone --nproc_per_node=2 bench.py --real_data=False --device=cpu --dtype=float32 \
+        --batch_size=1 --block_size=256 --gradient_accumulation_steps=2 --num_steps=3 --warmup_steps=1 --fsdp=True
+
 --mode=sample times generation instead: tokens/s of model.generate() for sample_tokens new
 tokens at each of sample_batches, with the KV cache on and off in the same process.
 
 Takes the model's flags (every GPTConfig field) and the keys below. A config file written for
 train.py works too: the keys that bench.py has no use for (out_dir, eval_interval, ...) are
 skipped. The batch and step code is the one train.py uses (data/loader.py, optim.py).
-Memory: the optimizer's state in MiB, the process's peak RSS, and on CUDA the peak of
-allocated GPU memory; run each optimizer in its own process, since peak RSS never goes down.
+Memory, per rank: the bytes this rank holds in parameters, gradients (at their peak, before the
+optimizer step) and optimizer state (FSDP: its shards only), the process's peak RSS, and on CUDA
+the peak of allocated GPU memory; run each setting in its own process, since peak RSS never goes down.
 """
 
+import os
 import resource
 import sys
 import time
@@ -33,6 +40,7 @@ from data.loader import draw_batch_starts, get_batch
 from device import autocast_context, lookup_peak_flops, resolve_device, resolve_dtype, setup_device
 from model import GPT, GPTConfig
 from optim import optimizer_step, scaling_law_lr
+from parallel import build_model, fsdp_error, sync_gradients, unfuse, wrap_ddp
 
 # ----------------------------------------------------------------------------- config
 # model: every field of model.GPTConfig is a key (the defaults are GPT-2 124M)
@@ -59,6 +67,8 @@ dtype = "auto"
 compile = False
 peak_flops = 0.0
 seed = 1337
+fsdp = False  # under torchrun: FSDP2 instead of DDP (train.py's key)
+activation_checkpointing = False
 # bench.py's own
 real_data = True  # batches from data/<dataset>/train.bin; False: random token ids
 num_steps = 50  # timed steps, after warmup_steps untimed ones
@@ -71,11 +81,30 @@ sample_batches = (1, 8)  # --mode=sample: the batch sizes to time
 AUTO_KEYS = ["learning_rate"]
 
 
+def local_bytes(tensors):
+    """Bytes of these tensors on this rank: a DTensor (FSDP) counts only its local shard."""
+    local = [t.to_local() if hasattr(t, "to_local") else t for t in tensors if torch.is_tensor(t)]
+    return sum(t.numel() * t.element_size() for t in local)
+
+
 def main():
+    distributed = int(os.environ.get("RANK", -1)) != -1  # under torchrun
+    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     device_ = resolve_device(device)
+    if distributed and device_.startswith("cuda"):
+        device_ = f"cuda:{os.environ['LOCAL_RANK']}"
     setup_device(device_)  # TF32 on a GPU, flush denormals on a CPU: as train.py
     dtype_ = resolve_dtype(dtype, device_)
     device_type = device_.split(":")[0]
+    sharded = fsdp and distributed
+    if sharded and (error := fsdp_error(optimizer, dtype_)):
+        raise ValueError(error)
+    if gradient_accumulation_steps % world:
+        raise ValueError(f"gradient_accumulation_steps={gradient_accumulation_steps} is not divisible by {world} ranks")
+    accum = gradient_accumulation_steps // world
+    if distributed:
+        import torch.distributed as dist
+        dist.init_process_group("nccl" if device_type == "cuda" else "gloo")
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     if real_data:
@@ -89,29 +118,40 @@ def main():
 
     model_args = {f.name: globals()[f.name] for f in fields(GPTConfig)}
     model_args["vocab_size"] = vocab
-    model = GPT(GPTConfig(**model_args)).to(device_)
     if mode == "sample":
+        model = GPT(GPTConfig(**model_args)).to(device_)
         return bench_sample(model, device_, autocast_context(device_, dtype_))
     lr = scaling_law_lr(model.num_body_params()) if learning_rate == "auto" else learning_rate
+    model = build_model(GPTConfig(**model_args), None, device_, dtype_, sharded, activation_checkpointing,
+                        compile)  # as train.py builds it; FSDP compiles each block
     optimizers = model.configure_optimizers(weight_decay, lr, (beta1, beta2), device_type, optimizer, muon_lr)
-    step_model = torch.compile(model) if compile else model
+    unfuse(optimizers, sharded)
+    step_model = torch.compile(model) if compile and not sharded else model
+    if distributed and not sharded:
+        step_model = wrap_ddp(step_model, device_)
+    grad_peak = [0]
     ctx = autocast_context(device_, dtype_)
     scaler = torch.amp.GradScaler(device_type, enabled=(dtype_ == "float16"))
     tokens_per_iter = gradient_accumulation_steps * batch_size * block_size
 
     def step():
         starts = draw_batch_starts(rng, len(data), block_size, gradient_accumulation_steps, batch_size)
-        for micro in range(gradient_accumulation_steps):
-            X, Y = get_batch(data, starts[micro], block_size, device_)
+        for micro in range(accum):
+            X, Y = get_batch(data, starts[rank * accum + micro], block_size, device_)
+            if distributed:
+                sync_gradients(step_model, model, sharded, micro == accum - 1)
             with ctx:
                 _, loss = step_model(X, Y)
-                loss = loss / gradient_accumulation_steps
+                loss = loss / accum
             scaler.scale(loss).backward()
+        grad_peak[0] = max(grad_peak[0], local_bytes(p.grad for p in model.parameters()))
         optimizer_step(optimizers, scaler, model, grad_clip)
         return loss.item()  # waits for the device, so the clock measures finished work
 
-    print(f"{model.num_params() / 1e6:.2f}M parameters, {device_}, {dtype_}, compile={compile}, {optimizer}, "
-          f"{tokens_per_iter:,} tokens/iter, {'real' if real_data else 'random'} data")
+    say = print if rank == 0 else (lambda *a, **k: None)
+    mode_text = f", {world} ranks, {'FSDP' if sharded else 'DDP'}" if distributed else ""
+    say(f"{model.num_params() / 1e6:.2f}M parameters, {device_}, {dtype_}, compile={compile}, {optimizer}, "
+        f"{tokens_per_iter:,} tokens/iter, {'real' if real_data else 'random'} data{mode_text}")
     if device_type == "cuda":
         torch.cuda.reset_peak_memory_stats(device_)
     for _ in range(warmup_steps):
@@ -131,15 +171,26 @@ def main():
         step()
         times.append(time.perf_counter() - t0)
     dt = float(np.median(times))
-    mfu = model.estimate_mfu(tokens_per_iter, dt, peak_flops or lookup_peak_flops(device_))
+    mfu = model.estimate_mfu(tokens_per_iter, dt, peak_flops or lookup_peak_flops(device_), world)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    state = sum(t.numel() * t.element_size() for opt in optimizers for s in opt.state.values()
-                for t in s.values() if torch.is_tensor(t)) / 2**20
-    gpu = f", peak CUDA allocated {torch.cuda.max_memory_allocated(device_) / 2**20:.0f} MiB" if device_type == "cuda" else ""
-    print(f"median {dt * 1000:.2f} ms/iter (p10 {np.percentile(times, 10) * 1000:.2f}, "
-          f"p90 {np.percentile(times, 90) * 1000:.2f}), {tokens_per_iter / dt:,.0f} tokens/s"
-          + (f", MFU {mfu * 100:.2f}%" if mfu else ""))
-    print(f"memory: optimizer state {state:.0f} MiB, peak RSS {rss:.0f} MiB{gpu}")
+    mib = 2**20
+    params = local_bytes(model.parameters()) / mib
+    state = local_bytes(t for opt in optimizers for s in opt.state.values() for t in s.values()) / mib
+    held = f"parameters {params:.1f} MiB, gradients {grad_peak[0] / mib:.1f} MiB, optimizer state {state:.1f} MiB " \
+           f"(together {params + grad_peak[0] / mib + state:.1f} MiB)"
+    gpu = f", peak CUDA allocated {torch.cuda.max_memory_allocated(device_) / mib:.0f} MiB" \
+        if device_type == "cuda" else ""
+    say(f"median {dt * 1000:.2f} ms/iter (p10 {np.percentile(times, 10) * 1000:.2f}, "
+        f"p90 {np.percentile(times, 90) * 1000:.2f}), {tokens_per_iter / dt:,.0f} tokens/s"
+        + (f", MFU {mfu * 100:.2f}%" if mfu else ""))
+    line = f"{held}, peak RSS {rss:.0f} MiB{gpu}"
+    if not distributed:
+        return print(f"memory: {line}")
+    lines = [None] * world
+    dist.all_gather_object(lines, line)
+    for r, text in enumerate(lines):
+        say(f"memory, rank {r}: {text}")
+    dist.destroy_process_group()
 
 
 def bench_sample(model, device, ctx):

@@ -74,13 +74,24 @@ def apply_lr(optimizers, lr, learning_rate):
             group["lr"] = lr if peak == learning_rate else lr * peak / learning_rate
 
 
+def clip_grad_norm(parameters, max_norm):
+    """torch's clip_grad_norm_, also for FSDP's sharded (DTensor) gradients: there each rank's norm
+    covers only its shards, and full_tensor() reduces them to the global norm before any clipping."""
+    params = [p for p in parameters if p.grad is not None]
+    total = torch.nn.utils.get_total_norm([p.grad for p in params])
+    if hasattr(total, "full_tensor"):  # a DTensor: the norm of every rank's shards together
+        total = total.full_tensor()
+    torch.nn.utils.clip_grads_with_norm_(params, max_norm, total)
+    return total
+
+
 def optimizer_step(optimizers, scaler, model, grad_clip):
     """Clip the global gradient norm to grad_clip (0: no clipping), step every optimizer (a
     GradScaler skips the step when fp16 gradients overflowed), then clear the gradients."""
     if grad_clip != 0.0:
         for opt in optimizers:
             scaler.unscale_(opt)  # clip the true gradients, not the loss-scaled ones
-        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        clip_grad_norm(model.parameters(), grad_clip)
     for opt in optimizers:
         scaler.step(opt)
     scaler.update()

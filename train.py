@@ -7,6 +7,7 @@ Train a GPT. One process on a laptop CPU or one GPU:
 Many GPUs (DDP), on one node or several:
 
     torchrun --standalone --nproc_per_node=8 train.py config/train_gpt2.py
+    torchrun --standalone --nproc_per_node=8 train.py config/finetune_gpt2_xl_fsdp.py  # FSDP: sharded
     torchrun --nnodes=2 --node_rank=0 --master_addr=10.0.0.1 --master_port=29500 \
         --nproc_per_node=8 train.py config/train_gpt2.py     # and node_rank=1 on the other
 
@@ -14,7 +15,8 @@ Every global in the config section is a key: set it in a config file or as --key
 (python train.py --help lists them). The loop runs only under `if __name__ == "__main__"`;
 what it calls lives in modules of its own: checkpoint.py (saving, loading, --init_from),
 data/loader.py (batches, estimate_loss), device.py (device, dtype, peak FLOPS) and optim.py
-(the learning-rate schedule and the optimizer step).
+(the learning-rate schedule and the optimizer step), parallel.py (DDP, FSDP, activation checkpointing,
+sharded checkpoints).
 """
 
 import atexit
@@ -30,14 +32,15 @@ from dataclasses import fields
 import numpy as np
 import torch
 
-from checkpoint import load_checkpoint, run_info, rng_state, save_checkpoint, set_rng_state, start_from
+from checkpoint import run_info, rng_state, save_checkpoint, set_rng_state, start_from
 from data.common import dataset_dir, load_meta
 from data.loader import estimate_loss, open_batches
 from device import (autocast_context, bf16_warning, cpu_has_bf16, dtype_error, lookup_peak_flops, resolve_device,
                     resolve_dtype, setup_device)
-from model import GPT, GPTConfig
-from optim import (apply_lr, get_lr, load_optimizer_states, load_scaler_state, optimizer_step, remember_initial_lr,
-                   scaling_law_lr)
+from model import GPTConfig
+from optim import apply_lr, get_lr, load_scaler_state, optimizer_step, remember_initial_lr, scaling_law_lr
+from parallel import (all_finite, build_model, fsdp_error, full_state, load_optimizers, load_resume, load_sharded,
+                      save_sharded, sync_gradients, unfuse, wrap_ddp)
 
 # ----------------------------------------------------------------------------- config
 # I/O
@@ -90,6 +93,10 @@ peak_flops = 0.0  # device peak FLOP/s for MFU; 0 looks up known GPUs, else MFU 
 seed = 1337
 skip_nonfinite = 0  # skip up to this many steps with a NaN/inf loss before stopping (0: stop at the first)
 keep_last = 0  # besides ckpt.pt, keep this many earlier checkpoints as ckpt-<iter>.pt (0: none)
+# memory (docs/fsdp.md)
+fsdp = False  # under torchrun: shard parameters, gradients and optimizer state over the ranks (FSDP2) instead of DDP
+activation_checkpointing = False  # recompute each block's activations in backward: less memory, ~1/3 more compute
+ckpt_format = "full"  # 'full': one ckpt.pt gathered on rank 0; 'sharded': a folder per save, every rank writes its part
 # ------------------------------------------------------------------------------
 CONFIG_KEYS = [k for k, v in globals().items() if not k.startswith("_") and isinstance(v, (int, float, bool, str, tuple, type(None)))]
 AUTO_KEYS = ["learning_rate"]  # keys that also take the word 'auto' (a list, so not a key itself)
@@ -107,7 +114,7 @@ if __name__ == "__main__":
     resume_ckpt = None
     if init_from == "resume":  # the run's own settings are the defaults; what is given again wins
         try:
-            resume_ckpt = load_checkpoint(os.path.join(out_dir, "ckpt.pt"))  # in host memory
+            resume_ckpt = load_resume(out_dir)  # ckpt.pt in host memory, or a sharded checkpoint's run state
         except (FileNotFoundError, RuntimeError) as e:
             sys.exit(f"error: {e}{on_other_node}")
         for k, v in resume_ckpt.get("config", {}).items():
@@ -124,10 +131,10 @@ if __name__ == "__main__":
 
     # ---- processes and devices
     ddp = int(os.environ.get("RANK", -1)) != -1  # launched by torchrun?
+    fsdp = fsdp and ddp  # one process has nothing to shard
     device = resolve_device(device)
     if ddp:
         import torch.distributed as dist
-        from torch.nn.parallel import DistributedDataParallel as DDP
 
         rank, local_rank, world_size = int(os.environ["RANK"]), int(os.environ["LOCAL_RANK"]), int(os.environ["WORLD_SIZE"])
         if gradient_accumulation_steps % world_size:
@@ -143,12 +150,14 @@ if __name__ == "__main__":
         dist.init_process_group(backend=("nccl" if on_gpu else "gloo") if backend == "auto" else backend,
                                 device_id=torch.device(device) if on_gpu else None)  # NCCL binds to this GPU now
         atexit.register(lambda: dist.is_initialized() and dist.destroy_process_group())  # also after sys.exit
+    if fsdp and eval_iters % world_size:  # under FSDP every rank must run as many forwards as the others
+        sys.exit(f"error: with --fsdp=True, eval_iters={eval_iters} must be a multiple of the {world_size} processes")
     master = rank == 0  # only rank 0 logs and writes checkpoints
     accum = gradient_accumulation_steps // world_size  # micro-steps per rank
     tokens_per_iter = gradient_accumulation_steps * batch_size * block_size
     device_type = device.split(":")[0]
     dtype = resolve_dtype(dtype, device)
-    if error := dtype_error(dtype, device):
+    if error := dtype_error(dtype, device) or (fsdp and fsdp_error(optimizer, dtype)):
         sys.exit(f"error: {error}")
     if device_type == "cpu" and master and (warning := bf16_warning(dtype, optimizer, cpu_has_bf16())):
         print(warning, file=sys.stderr)
@@ -185,10 +194,10 @@ if __name__ == "__main__":
         gptconf = GPTConfig(**model_args)
     except ValueError as e:
         sys.exit(f"error: {e}")
-    model = GPT(gptconf)
-    if ckpt is not None:
-        model.load_state_dict(ckpt["model"])
-    model.to(device)
+    # whole on each rank, or (fsdp) each rank's shards only; the weights: ckpt's, else a fresh init at seed
+    model = build_model(gptconf, ckpt.get("model") if ckpt else None, device, dtype, fsdp, activation_checkpointing,
+                        compile, fill=not (ckpt and "sharded" in ckpt))  # FSDP compiles each block here
+    torch.manual_seed(seed + rank)  # dropout's streams start here, whichever ranks built the whole model
     if learning_rate == "auto":  # resolved once; config.json and the checkpoint keep the number
         learning_rate = config["learning_rate"] = scaling_law_lr(model.num_body_params())
         if master:
@@ -199,22 +208,26 @@ if __name__ == "__main__":
                                                 optimizer, muon_lr)  # a list: Muon comes with an AdamW
     except ValueError as e:
         sys.exit(f"error: {e}")
+    unfuse(optimizers, fsdp)
     remember_initial_lr(optimizers)  # each group follows the schedule from its own peak (Muon's: muon_lr)
     if init_from == "resume":
-        load_optimizer_states(optimizers, ckpt["optimizer"])
+        if "sharded" in ckpt:  # weights and optimizer from the folder, resharded to this many ranks
+            load_sharded(model, optimizers, ckpt["sharded"])
+        else:
+            load_optimizers(model, optimizers, ckpt["optimizer"], fsdp)
         load_scaler_state(scaler, ckpt.get("scaler"))  # a bf16/fp32 run's is empty
         if "rng" in ckpt:
             set_rng_state(ckpt["rng"][rank] if rank < len(ckpt["rng"]) else ckpt["rng"][0])
             batch_rng.bit_generator.state = ckpt["batch_rng"]
     ckpt = resume_ckpt = None  # free memory
-    raw_model = model  # checkpoints always hold the plain module's weights
+    raw_model = model  # checkpoints always hold the plain module's weights (under FSDP: gathered)
     if compile:
         if master:
-            print("compiling the model... (takes a while)")
-        model = torch.compile(model)
-    if ddp:
-        # the model's buffers (RoPE tables) never change: no need to re-send them every step
-        model = DDP(model, device_ids=[local_rank] if device_type == "cuda" else None, broadcast_buffers=False)
+            print(f"compiling the {'blocks' if fsdp else 'model'}... (takes a while)")
+        if not fsdp:  # FSDP's blocks were compiled one by one in build_model
+            model = torch.compile(model)
+    if ddp and not fsdp:
+        model = wrap_ddp(model, device)
     peak = peak_flops or lookup_peak_flops(device)
 
     if master:
@@ -245,18 +258,27 @@ if __name__ == "__main__":
 
     def checkpoint(reason):
         states = gather_rng()  # collective under DDP: every rank takes part
+        run = {"scaler": scaler.state_dict(), "model_args": model_args, "iter_num": iter_num,
+               "best_val_loss": best_val_loss, "config": config, "rng": states,
+               "batch_rng": batch_rng.bit_generator.state, "elapsed_s": time.time() - t_start}
+        if ckpt_format == "sharded":  # every rank writes its own shards
+            if not all_finite(raw_model):
+                if master:
+                    print(f"warning: not saving at iter {iter_num}: the weights hold NaN/inf; {out_dir}/ckpt_dcp keeps "
+                          f"the last good state", file=sys.stderr)
+                return
+            save_sharded(raw_model, optimizers, run, out_dir, keep_last)
+            if master:
+                print(f"saved sharded checkpoint to {out_dir}/ckpt_dcp at iter {iter_num} ({reason})")
+            return
+        model_sd, optimizer_sds = full_state(raw_model, optimizers, fsdp)  # FSDP: gathered to rank 0
         if not master:
             return
-        if not all(torch.isfinite(p).all() for p in raw_model.parameters()):
+        if not all(torch.isfinite(v).all() for v in model_sd.values()):
             print(f"warning: not saving at iter {iter_num}: the weights hold NaN/inf; {ckpt_path} keeps the last "
                   f"good state", file=sys.stderr)
             return
-        save_checkpoint({
-            "model": raw_model.state_dict(), "optimizer": [opt.state_dict() for opt in optimizers],
-            "scaler": scaler.state_dict(), "model_args": model_args, "iter_num": iter_num,
-            "best_val_loss": best_val_loss, "config": config, "rng": states,
-            "batch_rng": batch_rng.bit_generator.state, "elapsed_s": time.time() - t_start,
-        }, ckpt_path, keep_last)
+        save_checkpoint({"model": model_sd, "optimizer": optimizer_sds, **run}, ckpt_path, keep_last)
         print(f"saved checkpoint to {ckpt_path} at iter {iter_num} ({reason})")
 
     def gather_rng():
@@ -318,12 +340,12 @@ if __name__ == "__main__":
         if iter_num >= max_iters or eval_only or reached:
             break
 
-        # one optimizer step: accum micro-steps per rank, gradients averaged over ranks by DDP
+        # one optimizer step: accum micro-steps per rank, gradients averaged over ranks by DDP or FSDP
         rows = splits["train"].draw(batch_rng, world_size * accum, batch_size)
         for micro in range(accum):
             X, Y = splits["train"].get(rows[rank * accum + micro])
-            if ddp:  # all-reduce the gradients only on the last micro-step
-                model.require_backward_grad_sync = micro == accum - 1
+            if ddp:  # reduce the gradients only on the last micro-step
+                sync_gradients(model, raw_model, fsdp, micro == accum - 1)
             with ctx:
                 _, loss = model(X, Y)
                 loss = loss / accum  # the gradient of the mean over micro-steps

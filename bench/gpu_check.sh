@@ -3,7 +3,9 @@
 #   1. GPT-2 124M's shape in bf16, compiled, with flash attention: ms/iter, tokens/s, MFU;
 #   2. fp16 with a GradScaler for 20 steps, resumed from a bf16 checkpoint;
 #   3. sampling with the KV cache at batch 1 and 8 (and without it, for the speedup);
-#   4. train 50 steps, save, resume, sample: the round trip, beside the same run without the stop.
+#   4. train 50 steps, save, resume, sample: the round trip, beside the same run without the stop;
+#   5. FSDP (--fsdp=True) under torchrun on this one GPU in bf16: train, save ckpt.pt, sample; and
+#      bench.py's memory per rank under FSDP (the dry run: 2 gloo processes on the CPU, fp32).
 #
 #   bench/gpu_check.sh              # on a machine with a CUDA GPU (python: $PYTHON, else python)
 #   bench/gpu_check.sh --dry_run    # the same steps on the CPU at a tiny size (the tests run this)
@@ -15,10 +17,12 @@ PY="${PYTHON:-python}"
 
 if [[ "${1:-}" == "--dry_run" ]]; then
   DEV=cpu; COMPILE=False; STEPS=2; WARMUP=1; TOKENS=8; ROUND=4; RESUME=2; VOCAB=256; SHAPE="a tiny stand-in for GPT-2's"
+  NPROC=2; FSDP_DTYPE=float32
   GPT2=(--n_layer=1 --n_head=2 --n_embd=32 --block_size=32 --batch_size=2)
   SMALL=(--n_layer=1 --n_head=2 --n_embd=32 --block_size=32 --batch_size=4)
 elif [[ -z "${1:-}" ]]; then
   DEV=cuda; COMPILE=True; STEPS=20; WARMUP=5; TOKENS=500; ROUND=50; RESUME=20; VOCAB=50257; SHAPE="GPT-2 124M's"
+  NPROC=1; FSDP_DTYPE=bfloat16
   GPT2=(--n_layer=12 --n_head=12 --n_embd=768 --block_size=1024 --batch_size=12)
   SMALL=(--n_layer=6 --n_head=6 --n_embd=384 --block_size=256 --batch_size=32)
 else
@@ -100,6 +104,25 @@ if grep -q "^step $ROUND:" "$WORK/resumed.txt" && grep -q -- "---------------" "
 else
   row "train $((ROUND / 2)) + resume to $ROUND, then sample" "FAILED: $(last 'error|Error' "$WORK/resumed.txt" "$WORK/text.txt" 2>/dev/null)"
 fi
+
+# 5. FSDP under torchrun: one GPU in bf16 (the dry run: 2 CPU processes, gloo, fp32)
+TORCHRUN=("$PY" -m torch.distributed.run --standalone --nproc_per_node="$NPROC")
+"${TORCHRUN[@]}" train.py "${COMMON[@]}" "${SMALL[@]}" --out_dir="$WORK/fsdp" --fsdp=True --dtype="$FSDP_DTYPE" \
+  --gradient_accumulation_steps=2 --max_iters="$ROUND" --eval_interval="$ROUND" --warmup_iters=2 \
+  --lr_decay_iters="$ROUND" > "$WORK/fsdp.txt" 2>&1 || true
+"$PY" sample.py --out_dir="$WORK/fsdp" --num_samples=1 --max_new_tokens=40 --device="$DEV" > "$WORK/fsdp_text.txt" 2>&1 || true
+if grep -q "^step $ROUND:" "$WORK/fsdp.txt" && grep -q -- "---------------" "$WORK/fsdp_text.txt"; then
+  row "FSDP, $NPROC process(es), $FSDP_DTYPE: train $ROUND, save ckpt.pt, sample" \
+    "val loss $(val_loss "$WORK/fsdp.txt"); sample.py wrote $(wc -m < "$WORK/fsdp_text.txt") characters"
+else
+  row "FSDP, $NPROC process(es), $FSDP_DTYPE: train $ROUND, save ckpt.pt, sample" \
+    "FAILED: $(last 'error|Error' "$WORK/fsdp.txt" "$WORK/fsdp_text.txt" 2>/dev/null)"
+fi
+"${TORCHRUN[@]}" bench.py --real_data=False --device="$DEV" --dtype="$FSDP_DTYPE" --compile=False "${GPT2[@]}" \
+  --vocab_size="$VOCAB" --gradient_accumulation_steps="$NPROC" --num_steps="$STEPS" --warmup_steps="$WARMUP" \
+  --fsdp=True > "$WORK/fsdp_bench.txt" 2>&1 || true
+row "FSDP memory, rank 0, $SHAPE shape, $FSDP_DTYPE" \
+  "$(last 'memory, rank 0|Error' "$WORK/fsdp_bench.txt" | sed 's/memory, rank 0: //')"
 
 "$PY" - "$DEV" <<'EOF'
 import sys

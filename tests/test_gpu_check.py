@@ -17,7 +17,7 @@ def test_gpu_check_dry_run_prints_its_table():
                        timeout=600, env=dict(os.environ, PYTHON=sys.executable))
     assert p.returncode == 0, p.stdout + p.stderr
     rows = [line for line in p.stdout.splitlines() if line.startswith("| ") and not line.startswith("| check")]
-    assert len(rows) == 6 and not any("FAILED" in r for r in rows), p.stdout
+    assert len(rows) == 8 and not any("FAILED" in r for r in rows), p.stdout
     text = "\n".join(rows)
     assert "flash attention: forward and backward ran" in text
     assert re.search(r"training step.*\| median [0-9.]+ ms/iter, [0-9,]+ tokens/s", text)
