@@ -25,15 +25,24 @@ import warnings
 
 import torch
 import torch.distributed as dist
-import torch.distributed.checkpoint as dcp
-from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_model_state_dict,
-                                                     get_optimizer_state_dict, set_model_state_dict,
-                                                     set_optimizer_state_dict)
 from torch.utils.checkpoint import checkpoint
 
 from model import GPT, rope_tables
 
-FULL = StateDictOptions(full_state_dict=True, cpu_offload=True)  # gathered to rank 0, in host memory
+# torch.distributed.checkpoint (dcp and its state-dict helpers) is imported inside the functions
+# that use it: importing it costs most of a second, and every train.py start would pay that
+
+
+def state_dict_helpers():
+    """torch.distributed.checkpoint and its state-dict helpers, imported on first use."""
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint import state_dict
+    return dcp, state_dict
+
+
+def gathered():
+    """StateDictOptions for whole tensors, gathered to rank 0, in host memory."""
+    return state_dict_helpers()[1].StateDictOptions(full_state_dict=True, cpu_offload=True)
 
 
 def fsdp_error(optimizer, dtype):
@@ -101,8 +110,9 @@ def build_model(cfg, state, device, dtype, fsdp, activation_checkpointing=False,
         model.rope_cos.copy_(cos)
         model.rope_sin.copy_(sin)
     if fill:
-        set_model_state_dict(model, state if dist.get_rank() == 0 else {},
-                             options=StateDictOptions(full_state_dict=True, broadcast_from_rank0=True))
+        sd = state_dict_helpers()[1]
+        sd.set_model_state_dict(model, state if dist.get_rank() == 0 else {},
+                                options=sd.StateDictOptions(full_state_dict=True, broadcast_from_rank0=True))
     return model
 
 
@@ -153,10 +163,11 @@ def full_state(model, optimizers, fsdp):
     FSDP every rank must call this (it gathers); rank 0 gets the state in host memory, the others {}."""
     if not fsdp:
         return model.state_dict(), [opt.state_dict() for opt in optimizers]
-    model_sd = get_model_state_dict(model, options=FULL)
+    helpers = state_dict_helpers()[1]
+    model_sd = helpers.get_model_state_dict(model, options=gathered())
     opt_sds = []
     for opt in optimizers:
-        sd = get_optimizer_state_dict(model, opt, options=FULL)  # keyed by parameter name
+        sd = helpers.get_optimizer_state_dict(model, opt, options=gathered())  # keyed by parameter name
         ids = {n: i for i, n in enumerate(_names(model, opt))}
         opt_sds.append({"state": {ids[n]: s for n, s in sd.get("state", {}).items()},
                         "param_groups": [{**g, "params": [ids[n] for n in g["params"]]}
@@ -176,7 +187,8 @@ def load_optimizers(model, optimizers, states, fsdp):
         names = _names(model, opt)
         by_name = {"state": {names[i]: s for i, s in sd["state"].items()},
                    "param_groups": [{**g, "params": [names[i] for i in g["params"]]} for g in sd["param_groups"]]}
-        set_optimizer_state_dict(model, opt, by_name, options=StateDictOptions(full_state_dict=True))
+        helpers = state_dict_helpers()[1]
+        helpers.set_optimizer_state_dict(model, opt, by_name, options=helpers.StateDictOptions(full_state_dict=True))
         for group, lr in zip(opt.param_groups, initial):
             group["initial_lr"] = lr
     unfuse(optimizers, fsdp)
@@ -196,7 +208,9 @@ def save_sharded(model, optimizers, run, out_dir, keep_last=0):
         shutil.rmtree(folder)
     if dist.is_initialized():
         dist.barrier()
-    state = {"model": get_model_state_dict(model), "optimizer": get_optimizer_state_dict(model, optimizers)}
+    dcp, helpers = state_dict_helpers()
+    state = {"model": helpers.get_model_state_dict(model),
+             "optimizer": helpers.get_optimizer_state_dict(model, optimizers)}
     dcp.save(state, checkpoint_id=folder)
     if rank0:
         torch.save(run, os.path.join(folder, "run.pt"))
@@ -240,14 +254,15 @@ def load_run(folder):
 def load_sharded(model, optimizers, folder):
     """Load a sharded checkpoint into this run's model and optimizers, however many ranks saved it
     and however many load it (torch.distributed.checkpoint reshards). Every rank calls this."""
-    model_sd = get_model_state_dict(model)
-    opt_sd = get_optimizer_state_dict(model, optimizers) if optimizers else None
+    dcp, helpers = state_dict_helpers()
+    model_sd = helpers.get_model_state_dict(model)
+    opt_sd = helpers.get_optimizer_state_dict(model, optimizers) if optimizers else None
     state = {"model": model_sd} if opt_sd is None else {"model": model_sd, "optimizer": opt_sd}
     dcp.load(state, checkpoint_id=folder)
-    set_model_state_dict(model, state["model"])
+    helpers.set_model_state_dict(model, state["model"])
     if optimizers:
         initial = [[g["initial_lr"] for g in opt.param_groups] for opt in optimizers]
-        set_optimizer_state_dict(model, optimizers, state["optimizer"])
+        helpers.set_optimizer_state_dict(model, optimizers, state["optimizer"])
         for opt, lrs in zip(optimizers, initial):
             for group, lr in zip(opt.param_groups, lrs):
                 group["initial_lr"] = lr
