@@ -5,7 +5,7 @@ a report with a table and plots.
 
     python ablate.py config/ablate_shakespeare_char.py
     python ablate.py config/ablate_shakespeare_char.py --seeds=3          # run-to-run noise
-    python ablate.py config/ablate_jsonl.py --max_iters=2000 --lock_file=/tmp/gpu.lock
+    python ablate.py config/ablate_jsonl.py --max_iters=2000 --lock_file=$HOME/gpu.lock
 
 The runs: 1 baseline (all five flags off), 2-6 each flag alone, 7 all five on. Each run is
 `python train.py <config> <your --key=value> <its flags> --seed=... --out_dir=<out_dir>/<run>`
@@ -33,7 +33,7 @@ from contextlib import contextmanager, nullcontext
 
 import torch
 
-from checkpoint import load_run
+from checkpoint import load_model
 from configurator import configure
 from data.common import dataset_dir, load_meta
 from plot import plot_lr, plot_nll, read_log
@@ -116,7 +116,7 @@ def sample_text(model, tok, max_new_tokens=200, seed=1337):
 def summarise(run_dir, name, flags, seed):
     """One finished run's numbers, and a sample from its last checkpoint, for the report."""
     steps, evals, _ = read_log(os.path.join(run_dir, "log.jsonl"))
-    model, tok = load_run(run_dir)
+    model, tok, _ = load_model("resume", run_dir)
     wall = None
     if os.path.isfile(os.path.join(run_dir, "ablate.json")):
         with open(os.path.join(run_dir, "ablate.json")) as f:

@@ -1,7 +1,7 @@
 """
 How fast data/jsonl/prepare.py tokenizes a large JSONL corpus, and how much memory it takes.
 
-    flock /tmp/gptlab-cpu.lock python bench/prepare_bench.py --input tinyshakespeare/input.txt pg996.txt \
+    python bench/prepare_bench.py --input tinyshakespeare/input.txt pg996.txt \
         wikitext-2/wiki.valid.raw wikitext-2/wiki.test.raw birthplace/wiki.txt arxiv.jsonl   # 1 and 4 GiB, ~7 min
     python bench/prepare_bench.py --input tests/data/*.txt tests/data/*.jsonl \
         --sizes_gib 0.1 --procs 1 2 --big_gib 0                                            # a quick look
@@ -10,7 +10,7 @@ How fast data/jsonl/prepare.py tokenizes a large JSONL corpus, and how much memo
    from the corpora given as --input=PATH ...: text files, whose paragraphs lie between
    blank lines (one per line where there are hardly any blank lines), and .jsonl files,
    whose records' "text" is split the same way. Each document is a run of consecutive
-   paragraphs of one of them. README.md's figures used, in this order: tiny Shakespeare,
+   paragraphs of one of them. The figures in docs/results.md used, in this order: tiny Shakespeare,
    Don Quixote (Project Gutenberg's pg996.txt), WikiText-2's raw valid and test splits,
    the CS224N a5 wiki.txt, and a 20-document RedPajama arXiv sample, so the text is real
    prose, verse, markup and LaTeX. tiktoken downloads GPT-2's BPE once; offline, set
