@@ -2,7 +2,7 @@
 What a run saves and what a run can start from.
 
     save_checkpoint / load_checkpoint   atomic writes (keep_last earlier ones too), weights_only reads
-    model_from_checkpoint / load_run    the GPT a checkpoint holds (sample.py, evaluate.py, ablate.py)
+    model_from_checkpoint / load_model  the GPT a checkpoint (or GPT-2's weights) holds, for the other stages
     load_pretrained                     OpenAI's GPT-2 or a local Hugging Face GPT-2 folder
     upgrade_nanogpt_checkpoint          a checkpoint written by nanoGPT, made to load as ours
     start_from                          train.py's --init_from: scratch, resume, ckpt:PATH, gpt2*, hf:PATH
@@ -25,7 +25,7 @@ from dataclasses import fields
 import numpy as np
 import torch
 
-from data.common import Tokenizer, dataset_dir, find_meta
+from data.common import GPT2_BPE, Tokenizer, dataset_dir, find_meta
 from model import GPT, GPTConfig
 
 
@@ -118,12 +118,25 @@ def tokenizer_folders(out_dir, ckpt, data_dir=""):
     return [data_dir] if data_dir else [out_dir, dataset_dir(cfg.get("dataset", ""), cfg.get("data_dir", ""))]
 
 
-def load_run(out_dir, data_dir=""):
-    """(model on the CPU, Tokenizer) of the run in out_dir: its ckpt.pt, and the tokenizer found
-    in tokenizer_folders."""
-    ckpt = load_checkpoint(os.path.join(out_dir, "ckpt.pt"))
-    meta, folder = find_meta(tokenizer_folders(out_dir, ckpt, data_dir), ckpt["model_args"]["vocab_size"])
-    return model_from_checkpoint(ckpt), Tokenizer.from_meta(meta, folder)
+def load_model(init_from="resume", out_dir="out", data_dir=""):
+    """A model to use, for sample.py, evaluate.py and ablate.py: (the GPT on the CPU, its Tokenizer,
+    {"config", "iter_num"} of the run, empty for pretrained weights). init_from: 'resume' (out_dir's
+    ckpt.pt, its tokenizer from tokenizer_folders), OpenAI's GPT-2 names, or 'hf:PATH'."""
+    if init_from == "resume":
+        ckpt = load_checkpoint(os.path.join(out_dir, "ckpt.pt"))
+        meta, folder = find_meta(tokenizer_folders(out_dir, ckpt, data_dir), ckpt["model_args"]["vocab_size"])
+        run = {"config": ckpt.get("config", {}), "iter_num": ckpt.get("iter_num")}
+        return model_from_checkpoint(ckpt), Tokenizer.from_meta(meta, folder), run
+    if init_from not in GPT2_NAMES and not init_from.startswith("hf:"):
+        raise ValueError(f"unknown --init_from={init_from!r}; use 'resume', "
+                         f"{', '.join(map(repr, GPT2_NAMES))} or 'hf:PATH'")
+    model_args, weights = load_pretrained(init_from)
+    model = GPT(GPTConfig(**model_args))
+    model.load_state_dict(weights)
+    if init_from in GPT2_NAMES:
+        return model, Tokenizer(GPT2_BPE), {}
+    meta, folder = find_meta([data_dir, init_from[3:]], model_args["vocab_size"])
+    return model, Tokenizer.from_meta(meta, folder), {}
 
 
 GPT2_NAMES = ("gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl")  # OpenAI's 124M, 350M, 774M, 1558M

@@ -35,12 +35,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from checkpoint import GPT2_NAMES, load_checkpoint, load_pretrained, model_from_checkpoint, tokenizer_folders
+from checkpoint import load_model
 from configurator import configure
-from data.common import GPT2_BPE, Tokenizer, dataset_dir, download, find_meta, load_meta, open_tokens
+from data.common import Tokenizer, dataset_dir, download, load_meta, open_tokens
 from data.loader import estimate_loss, open_batches
 from device import autocast_context, resolve_device, resolve_dtype, setup_device
-from model import GPT, GPTConfig
 
 # ----------------------------------------------------------------------------- config
 task = ""  # 'loss', 'bpb', 'qa', 'hellaswag' or 'lm_eval' ('': qa with --questions, else loss)
@@ -328,25 +327,6 @@ def run_lm_eval(model, tok):
 
 # ----------------------------------------------------------------------------- main
 
-def load_model():
-    """(model on the CPU, Tokenizer, its checkpoint's config) for --init_from."""
-    if init_from == "resume":
-        ckpt = load_checkpoint(os.path.join(out_dir, "ckpt.pt"))  # in host memory: only the weights go to the device
-        meta, folder = find_meta(tokenizer_folders(out_dir, ckpt, data_dir), ckpt["model_args"]["vocab_size"])
-        print(f"checkpoint: {out_dir}/ckpt.pt (iter {ckpt.get('iter_num')})")
-        return model_from_checkpoint(ckpt), Tokenizer.from_meta(meta, folder), ckpt.get("config", {})
-    if init_from not in GPT2_NAMES and not init_from.startswith("hf:"):
-        raise ValueError(f"unknown --init_from={init_from!r}; use 'resume', "
-                         f"{', '.join(map(repr, GPT2_NAMES))} or 'hf:PATH'")
-    model_args, weights = load_pretrained(init_from)
-    model = GPT(GPTConfig(**model_args))
-    model.load_state_dict(weights)
-    if init_from in GPT2_NAMES:
-        return model, Tokenizer(GPT2_BPE), {}
-    meta, folder = find_meta([data_dir, init_from[3:]], model_args["vocab_size"])
-    return model, Tokenizer.from_meta(meta, folder), {}
-
-
 def ranks():
     """(rank, world_size, device) of this process: under torchrun each rank joins the group
     and takes its own GPU; alone, (0, 1, device)."""
@@ -406,9 +386,12 @@ def main():
     setup_device(device_)
     ctx = autocast_context(device_, resolve_dtype(dtype, device_))
     try:
-        model, tok, cfg = load_model()
+        model, tok, run = load_model(init_from, out_dir, data_dir)
+        if run:
+            print(f"checkpoint: {out_dir}/ckpt.pt (iter {run['iter_num']})")
+        cfg = run.get("config", {})
         if name in ("loss", "bpb", "qa"):
-            if not cfg and not (dataset or data_dir):
+            if not run and not (dataset or data_dir):
                 raise ValueError(f"--init_from={init_from} has no dataset of its own; name one with "
                                  f"--dataset=NAME or --data_dir=PATH")
             if dataset:  # --dataset names a folder under data/, whatever the checkpoint trained on

@@ -18,11 +18,9 @@ import sys
 
 import torch
 
-from checkpoint import GPT2_NAMES, load_pretrained, load_run
+from checkpoint import load_model
 from configurator import configure
-from data.common import GPT2_BPE, Tokenizer, find_meta
 from device import autocast_context, resolve_device, resolve_dtype, setup_device
-from model import GPT, GPTConfig
 
 # ----------------------------------------------------------------------------- config
 init_from = "resume"  # 'resume' (out_dir/ckpt.pt), 'gpt2', 'gpt2-medium', 'gpt2-large', 'gpt2-xl', or 'hf:PATH'
@@ -43,27 +41,12 @@ data_dir = ""  # where the tokenizer's meta.json (or nanoGPT's meta.pkl) is, if 
 # ------------------------------------------------------------------------------
 
 
-def load_model():
-    """(model on the CPU, Tokenizer) for init_from."""
-    if init_from == "resume":
-        return load_run(out_dir, data_dir)
-    if init_from not in GPT2_NAMES and not init_from.startswith("hf:"):
-        raise ValueError(f"unknown --init_from={init_from!r}; use 'resume', {', '.join(map(repr, GPT2_NAMES))} or 'hf:PATH'")
-    model_args, weights = load_pretrained(init_from)
-    model = GPT(GPTConfig(**model_args))
-    model.load_state_dict(weights)
-    if init_from in GPT2_NAMES:
-        return model, Tokenizer(GPT2_BPE)
-    meta, folder = find_meta([data_dir, init_from[3:]], model_args["vocab_size"])
-    return model, Tokenizer.from_meta(meta, folder)
-
-
 def main():
     device_ = resolve_device(device)
     setup_device(device_)
     dtype_ = resolve_dtype(dtype, device_)
     try:
-        model, tok = load_model()
+        model, tok, _ = load_model(init_from, out_dir, data_dir)
     except (OSError, RuntimeError, ValueError) as e:
         sys.exit(f"error: {e}")
     model = model.to(device_).eval()

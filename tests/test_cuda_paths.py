@@ -190,7 +190,8 @@ def test_checkpoints_load_into_host_memory_for_evaluate(tmp_path, monkeypatch):
         raise KeyboardInterrupt  # far enough: what follows needs a real device
 
     monkeypatch.setattr(torch, "load", spy_load)
-    monkeypatch.setattr(evaluate, "model_from_checkpoint", stop_at_model)
+    import checkpoint
+    monkeypatch.setattr(checkpoint, "model_from_checkpoint", stop_at_model)  # evaluate.py loads through it
     for key, value in dict(out_dir=str(tmp_path), data_dir=str(tmp_path), device="meta", dtype="float32",
                            questions="", baseline_only=False).items():
         monkeypatch.setattr(evaluate, key, value)

@@ -82,10 +82,10 @@ import json, sys
 sys.path.insert(0, {root!r})
 import lm_eval
 from lm_eval.tasks import TaskManager
-from checkpoint import load_run
+from checkpoint import load_model
 from evaluate import harness_lm
 
-model, tok = load_run({run!r})
+model, tok, _ = load_model("resume", {run!r})
 out = {{}}
 for name, lm, args in [("gptlab", harness_lm(model.eval(), tok), None),
                        ("hf", "hf", "pretrained={hf},dtype=float32,device=cpu,batch_size=4")]:
