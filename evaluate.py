@@ -4,6 +4,7 @@ Evaluate a checkpoint. --task chooses what is measured:
     loss       the loss and perplexity on random batches of a split of its dataset (the default)
     bpb        bits per byte of a split: one full pass over every token, comparable across tokenizers
     qa         answers to a file of questions (--questions=FILE implies it), exact-match accuracy
+    recall     the knowledge probe's facts stored by pretraining: does "Name." continue with the birthplace?
     hellaswag  HellaSwag validation, completion style: acc and acc_norm
     lm_eval    any lm-evaluation-harness task (--lm_eval_tasks=...), through a small adapter
 
@@ -11,8 +12,10 @@ Evaluate a checkpoint. --task chooses what is measured:
     python evaluate.py --out_dir=out-birthplace-finetune --split=train     # any split of its dataset
     python evaluate.py --out_dir=out-shakespeare-char-cpu --task=bpb
     python evaluate.py --init_from=gpt2 --dataset=shakespeare --task=bpb   # OpenAI's GPT-2 on a prepared dataset
-    python evaluate.py --out_dir=out-birthplace-finetune --questions=data/birthplace/birth_dev.tsv
-    python evaluate.py --baseline_only=True --questions=data/birthplace/birth_dev.tsv
+    python evaluate.py --out_dir=out-birthplace-finetune --task=qa       # dev accuracy, test predictions
+    python evaluate.py --out_dir=out-birthplace-finetune --questions=holdout
+    python evaluate.py --out_dir=out-birthplace-pretrain --task=recall --finetuned=out-birthplace-finetune
+    python evaluate.py --baseline_only=True --dataset=birthplace/finetune --questions=dev
     python evaluate.py --init_from=gpt2 --task=hellaswag                   # or --input=hellaswag_val.jsonl
     python evaluate.py --out_dir=out --task=lm_eval --lm_eval_tasks=arc_easy,piqa
     torchrun --standalone --nproc_per_node=8 evaluate.py --init_from=gpt2 --task=hellaswag
@@ -21,13 +24,23 @@ With --questions (a file of "question" or "question<TAB>answer" lines) the model
 question greedily from "question⁇"; the answer is the text up to the next "⁇" (a model
 finetuned on data/birthplace/finetune has learnt to close it so). The answers go to a
 predictions file, one per line; where the file has answers, the accuracy (exact match) is
-printed beside the baseline of always answering --baseline ("London" in CS224N).
+printed beside the baseline of always answering --baseline ("London" in CS224N). Besides a path,
+--questions takes a name from the dataset's meta.json (data/birthplace/prepare.py records
+"holdout", "dev" and "test"); --task=qa without it answers dev and test.
+
+--task=recall asks a pretrained model what it stored: each person of --questions (dev by
+default) is prompted with "Name." as wiki.txt starts their paragraph, the model continues
+greedily, and a hit is the gold place named, as whole words, before the paragraph's end or the
+first mask ("London" does not match "New London"). With --finetuned=DIR it prints beside it
+what DIR's finetuned model answers to the same people's questions, so the gap between what is
+stored and what the question retrieves can be read off.
 How each task scores, and the figures to expect: docs/evaluation.md.
 """
 
 import json
 import math
 import os
+import re
 import sys
 from collections import defaultdict
 
@@ -42,7 +55,7 @@ from data.loader import estimate_loss, open_batches
 from device import autocast_context, resolve_device, resolve_dtype, setup_device
 
 # ----------------------------------------------------------------------------- config
-task = ""  # 'loss', 'bpb', 'qa', 'hellaswag' or 'lm_eval' ('': qa with --questions, else loss)
+task = ""  # 'loss', 'bpb', 'qa', 'recall', 'hellaswag' or 'lm_eval' ('': qa with --questions, else loss)
 init_from = "resume"  # 'resume' (out_dir/ckpt.pt), 'gpt2', 'gpt2-medium', 'gpt2-large', 'gpt2-xl', or 'hf:PATH'
 out_dir = "out"  # the folder with ckpt.pt
 dataset = ""  # for loss and bpb: a prepared folder under data/ ('': the checkpoint's own)
@@ -50,8 +63,9 @@ data_dir = ""  # where the dataset is, if not where the checkpoint was trained o
 split = "val"  # loss and bpb: the split of the dataset to measure
 eval_iters = 100  # loss: batches
 batch_size = 64  # loss and bpb: sequences per forward (hellaswag: one example, its 4 endings, per forward)
-questions = ""  # qa: a file of "question" or "question<TAB>answer" lines to answer
+questions = ""  # qa, recall: a file of "question" or "question<TAB>answer" lines, or a name in meta.json ('dev', 'holdout', 'test')
 predictions = ""  # qa: where the answers go, one per line ('': beside the checkpoint, named after --questions)
+finetuned = ""  # recall: a finetuned run's folder, whose answers to the same people are shown beside what is stored
 max_answer_tokens = 32  # qa: stop an answer after this many tokens (the longest course answer has 15)
 baseline = "London"  # qa: the constant answer the accuracy is compared with
 baseline_only = False  # qa: only the baseline's accuracy, no checkpoint needed
@@ -65,7 +79,7 @@ device = "auto"
 dtype = "auto"  # of the loss and bpb; answers, hellaswag and lm_eval are always computed in fp32
 # ------------------------------------------------------------------------------
 
-TASKS = ("loss", "bpb", "qa", "hellaswag", "lm_eval")
+TASKS = ("loss", "bpb", "qa", "recall", "hellaswag", "lm_eval")
 
 
 # ----------------------------------------------------------------------------- qa
@@ -111,6 +125,64 @@ def answer(model, tok, mask, questions, device, max_new_tokens=32):
             y = model.generate(x, min(block - n, max_new_tokens), temperature=0.0, eos_token=mask)  # (B, n + new)
         for i, row in zip(rows, y[:, n:].tolist()):
             out[i] = parse_answer(tok.decode(row), tok.decode([mask]))
+    return out
+
+
+def question_files(meta, ddir, name):
+    """--questions: a path, or a name the dataset's meta.json gives a file for; '' is the dataset's
+    dev file and test inputs (the knowledge probe's two). Returns a list of paths. Raises ValueError."""
+    named = meta.get("questions", {})
+    wanted = [name] if name else [n for n in ("dev", "test") if n in named]
+    if not wanted:
+        raise ValueError(f"{ddir}/meta.json names no question files; give --questions=FILE")
+    paths = []
+    for n in wanted:
+        if n in named:
+            paths.append(os.path.normpath(os.path.join(ddir, named[n])))
+        elif os.path.isfile(n) or os.sep in n or "." in n:
+            paths.append(n)  # a path (a missing one fails when read, with its name)
+        else:
+            raise ValueError(f"--questions={n} is neither a file nor one of {ddir}/meta.json's "
+                             f"{', '.join(named) or 'question files (it has none)'}")
+    return paths
+
+
+PERSON = re.compile(r"Where was (.+) born\?")
+
+
+def names_place(text, place):
+    """Whether place appears in text as whole words and not inside a longer name: "London" is
+    named by "born in London ." and "born in London , England", but not by "New London",
+    "Londonderry" or "London Bridge" (another capitalised word joined by one space)."""
+    for m in re.finditer(re.escape(place), text):
+        before, after = text[:m.start()], text[m.end():]
+        if re.search(r"\w$", before) or re.match(r"\w", after):
+            continue  # part of a longer word
+        if re.search(r"[A-Z]\w*\s$", before) or re.match(r"\s[A-Z]", after):
+            continue  # part of a longer capitalised name
+        return True
+    return False
+
+
+@torch.no_grad()
+def recall(model, tok, mask, people, device, max_new_tokens=None):
+    """Greedy continuations of "Name." (how wiki.txt starts a person's paragraph), cut at the
+    paragraph's end or the first mask: what a span-corruption model writes about each person."""
+    block = model.config.block_size
+    prompts = [tok.encode(p + ".") for p in people]
+    by_length = defaultdict(list)
+    for i, p in enumerate(prompts):
+        by_length[len(p)].append(i)
+    out = [""] * len(people)
+    for n, rows in by_length.items():
+        if n >= block:
+            raise ValueError(f"the name {people[rows[0]]!r} leaves no room to continue in block_size={block}")
+        x = torch.tensor([prompts[i] for i in rows], dtype=torch.long, device=device)  # (B, n)
+        with torch.autocast(device.split(":")[0], enabled=False):  # fp32, as answer()
+            y = model.generate(x, min(block - n, max_new_tokens or block), temperature=0.0)  # (B, n + new)
+        for i, row in zip(rows, y[:, n:].tolist()):
+            text = tok.decode(row)
+            out[i] = re.split(f"[{re.escape(tok.decode([mask]))}\n]", text)[0].split("□")[0]
     return out
 
 
@@ -348,8 +420,8 @@ def chosen_task():
     name = task or ("qa" if questions else "loss")
     if name not in TASKS:
         sys.exit(f"error: unknown --task={name!r}; use one of {', '.join(TASKS)}")
-    if questions and name != "qa":
-        sys.exit(f"error: --questions belongs to --task=qa, not --task={name}; drop one of them")
+    if questions and name not in ("qa", "recall"):
+        sys.exit(f"error: --questions belongs to --task=qa or recall, not --task={name}; drop one of them")
     return name
 
 
@@ -359,27 +431,77 @@ def qa(model, meta, ddir, device_):
         sys.exit(f"error: {ddir}/meta.json names no mask symbol; --questions needs a model trained on "
                  f"data/birthplace (python data/birthplace/prepare.py)")
     try:
-        qs, answers = read_questions(questions)
-        predicted = answer(model, Tokenizer.from_meta(meta, ddir), meta["mask"], qs, device_, max_answer_tokens)
+        files = question_files(meta, ddir, questions)
+        if predictions and len(files) > 1:
+            raise ValueError("--predictions names one file; give one --questions with it")
+        for path in files:
+            qs, answers = read_questions(path)
+            predicted = answer(model, Tokenizer.from_meta(meta, ddir), meta["mask"], qs, device_, max_answer_tokens)
+            out = predictions or os.path.join(out_dir, os.path.splitext(os.path.basename(path))[0] + ".predictions.txt")
+            with open(out, "w", encoding="utf-8") as f:
+                f.writelines(p.replace("\n", " ") + "\n" for p in predicted)  # one line each, whatever was generated
+            print(f"{path}: wrote {len(predicted)} predictions to {out}")
+            if answers is not None:
+                show_accuracy("model", *accuracy(predicted, answers))
+                show_accuracy(f"baseline ('{baseline}' every time)", *accuracy([baseline] * len(answers), answers))
     except (OSError, ValueError) as e:
         sys.exit(f"error: {e}")
-    path = predictions or os.path.join(out_dir, os.path.splitext(os.path.basename(questions))[0] + ".predictions.txt")
-    with open(path, "w", encoding="utf-8") as f:
-        f.writelines(p.replace("\n", " ") + "\n" for p in predicted)  # one line each, whatever was generated
-    print(f"wrote {len(predicted)} predictions to {path}")
-    if answers is not None:
-        show_accuracy("model", *accuracy(predicted, answers))
-        show_accuracy(f"baseline ('{baseline}' every time)", *accuracy([baseline] * len(answers), answers))
+
+
+def recall_task(model, meta, ddir, device_):
+    """The recall task: what pretraining stored about each person of --questions, and with
+    --finetuned, what the finetuned model answers to the same people."""
+    if "mask" not in meta:
+        sys.exit(f"error: {ddir}/meta.json names no mask symbol; --task=recall needs a model trained on "
+                 f"data/birthplace (python data/birthplace/prepare.py)")
+    try:
+        path = question_files(meta, ddir, questions or "dev")[0]
+        qs, answers = read_questions(path)
+        if answers is None:
+            raise ValueError(f"{path} has no answers (no TAB on its lines); give a file with answers")
+        people = []
+        for q in qs:
+            m = PERSON.fullmatch(q)
+            if not m:
+                raise ValueError(f"{path}: {q!r} is not 'Where was NAME born?'")
+            people.append(m.group(1))
+        tok = Tokenizer.from_meta(meta, ddir)
+        texts = recall(model, tok, meta["mask"], people, device_)
+        stored = [names_place(t, a) for t, a in zip(texts, answers)]
+        out = os.path.join(out_dir, os.path.splitext(os.path.basename(path))[0] + ".recall.txt")
+        with open(out, "w", encoding="utf-8") as f:
+            f.writelines(f"{p}.{t}\t{a}\t{int(h)}\n" for p, t, a, h in zip(people, texts, answers, stored))
+        print(f"{path}: wrote {len(texts)} continuations to {out}")
+        show_accuracy('stored (greedy "Name." names the birthplace)', sum(stored), len(stored))
+        if finetuned:
+            fmodel, ftok, _ = load_model("resume", finetuned, "")
+            said = answer(fmodel.to(device_).eval(), ftok, meta["mask"], qs, device_, max_answer_tokens)
+            right = [p == a for p, a in zip(said, answers)]
+            show_accuracy(f"answered ({finetuned}, exact match)", sum(right), len(right))
+            both = sum(s and r for s, r in zip(stored, right))
+            print(f"stored and answered {both}, stored only {sum(stored) - both}, answered only {sum(right) - both}, "
+                  f"neither {len(right) - sum(stored) - sum(right) + both}")
+    except (OSError, RuntimeError, ValueError) as e:
+        sys.exit(f"error: {e}")
 
 
 def main():
     name = chosen_task()
     if baseline_only:
-        if not questions:
-            sys.exit("error: --baseline_only needs --questions=FILE with answers")
-        _, answers = read_questions(questions)
+        try:
+            if dataset or data_dir:
+                ddir = dataset_dir(dataset, data_dir)
+                path = question_files(load_meta(ddir), ddir, questions or "dev")[0]
+            elif questions:
+                path = questions
+            else:
+                raise ValueError("--baseline_only needs --questions=FILE with answers, or --dataset=NAME "
+                                 "for that dataset's dev questions")
+            _, answers = read_questions(path)
+        except (OSError, ValueError) as e:
+            sys.exit(f"error: {e}")
         if answers is None:
-            sys.exit(f"error: {questions} has no answers (no TAB on its lines); give a dev file")
+            sys.exit(f"error: {path} has no answers (no TAB on its lines); give a dev file")
         show_accuracy(f"baseline ('{baseline}' every time)", *accuracy([baseline] * len(answers), answers))
         return
     rank, world_size, device_ = ranks()
@@ -390,7 +512,7 @@ def main():
         if run:
             print(f"checkpoint: {out_dir}/ckpt.pt (iter {run['iter_num']})")
         cfg = run.get("config", {})
-        if name in ("loss", "bpb", "qa"):
+        if name in ("loss", "bpb", "qa", "recall"):
             if not run and not (dataset or data_dir):
                 raise ValueError(f"--init_from={init_from} has no dataset of its own; name one with "
                                  f"--dataset=NAME or --data_dir=PATH")
@@ -426,6 +548,8 @@ def main():
                   f"{r['bpb']:.4f} bits per byte ({r['tokens']:,} tokens, {r['bytes']:,} bytes, one full pass)")
     elif name == "qa":
         qa(model, meta, ddir, device_)
+    elif name == "recall":
+        recall_task(model, meta, ddir, device_)
     elif name == "hellaswag":
         if tok.kind == "char":
             sys.exit("error: hellaswag needs a tokenizer that encodes any English text; this model is "

@@ -199,8 +199,9 @@ def copy_run(char_run, dest):
 
 @pytest.fixture(scope="session")
 def bp_data(tmp_path_factory):
-    """The birthplace fixtures prepared for pretraining and finetuning: (folder, what prepare printed)."""
+    """The birthplace fixtures prepared for pretraining and finetuning, 50 of the 300 training
+    questions held out: (folder, what prepare printed)."""
     from data.birthplace.prepare import main
     out = tmp_path_factory.mktemp("birthplace")
-    _, printed = quietly(main, [f"--input={fixture('birthplace')}", f"--out_dir={out}"])
+    _, printed = quietly(main, [f"--input={fixture('birthplace')}", f"--out_dir={out}", "--holdout=50"])
     return str(out), printed

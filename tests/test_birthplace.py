@@ -41,7 +41,8 @@ def test_prepare_counts_the_vocabulary_documents_and_questions(bp_data):
     n_train, n_dev = (len(texts[n].splitlines()) for n in ("birth_places_train.tsv", "birth_dev.tsv"))
     assert f"vocab size: {n_chars + 2} ({n_chars} characters + PAD + MASK)" in printed
     assert f"pretrain: {len(wiki_docs):,} documents, {len(texts['wiki.txt']):,} characters" in printed
-    assert f"finetune: {n_train:,} train / {n_dev:,} val questions" in printed
+    n_test = len(texts["birth_test_inputs.tsv"].splitlines())
+    assert f"finetune: {n_train - 50:,} train / 50 val (holdout) questions; dev {n_dev:,}, test inputs {n_test:,}" in printed
     assert len(wiki_docs) == n_train + n_dev + len(texts["birth_test_inputs.tsv"].splitlines())  # one each
     for sub in ("pretrain", "finetune"):
         meta = load_meta(os.path.join(folder, sub))
@@ -94,9 +95,9 @@ def test_finetune_mask_covers_exactly_the_answer(bp_data):
     # on the prepared files: the scored targets spell "answer⁇" and nothing else
     meta = load_meta(os.path.join(folder, "finetune"))
     tok = Tokenizer.from_meta(meta)
-    batches = open_batches(os.path.join(folder, "finetune"), "val", meta, 128, "cpu")
+    batches = open_batches(os.path.join(folder, "finetune"), "val", meta, 128, "cpu")  # the holdout
     X, Y = batches.get(batches.draw(np.random.default_rng(0), 1, 8)[0])
-    answers = dict(line.split("\t") for line in course_file("birth_dev.tsv").split("\n") if line)
+    answers = dict(line.split("\t") for line in course_file("birth_places_train.tsv").split("\n") if line)
     for xr, yr in zip(X.tolist(), Y.tolist()):
         text = tok.decode(xr)
         question = text.split("⁇")[0]
@@ -202,8 +203,10 @@ def test_pretrain_finetune_evaluate_pipeline(bp_data, tmp_path, attention):
         "--eval_interval=12", "--learning_rate=3e-3")
     p = run("train.py", f"--data_dir={folder}/finetune", f"--out_dir={fin}", f"--init_from=ckpt:{pre}",
             "--device=cpu", "--dtype=float32", "--batch_size=16", "--gradient_accumulation_steps=1", "--eval_iters=2", "--max_iters=6",
-            "--eval_interval=6", "--warmup_iters=1", "--learning_rate=3e-3")
+            "--eval_interval=6", "--warmup_iters=1", "--learning_rate=3e-3",
+            f"--mix_dataset={folder}/pretrain", "--mix_fraction=0.5")  # span corruption mixed in
     ckpt = load_checkpoint(os.path.join(fin, "ckpt.pt"))
+    assert ckpt["config"]["mix_fraction"] == 0.5
     assert ckpt["iter_num"] == 6  # a fresh count: not 12 + 6
     assert ckpt["model_args"]["n_embd"] == 32 and ckpt["model_args"]["attention"] == attention  # the pretrained model
     evals = [json.loads(line) for line in open(os.path.join(fin, "log.jsonl")) if "val_loss" in line]
@@ -233,3 +236,120 @@ def test_pretrain_finetune_evaluate_pipeline(bp_data, tmp_path, attention):
         assert len(f.read().split("\n")) == 31
     printed = in_process("evaluate.py", f"--out_dir={pre}", "--split=val", "--eval_iters=3", "--batch_size=8")
     assert "val loss" in printed and "perplexity" in printed
+    # without --questions: the dataset's own dev file (accuracy) and test inputs (predictions)
+    printed = in_process("evaluate.py", f"--out_dir={fin}", "--task=qa", "--max_answer_tokens=16")
+    assert f"birth_dev.tsv: wrote 100 predictions to {fin}/birth_dev.predictions.txt" in printed
+    assert f"birth_test_inputs.tsv: wrote 60 predictions to {fin}/birth_test_inputs.predictions.txt" in printed
+    assert printed.count("/100 correct") == 2  # the model and the baseline, on dev only
+    # what pretraining stored about the holdout's people, beside what the finetuned model answers
+    printed = in_process("evaluate.py", f"--out_dir={pre}", "--task=recall", f"--finetuned={fin}",
+                         "--questions=holdout", "--max_answer_tokens=16")
+    stored = int(printed.split('names the birthplace): ')[1].split("/")[0])
+    answered = int(printed.split("exact match): ")[1].split("/")[0])
+    both, only_s, only_a, neither = (int(printed.split(k)[1].split(",")[0].split()[0]) for k in
+                                     ("stored and answered ", "stored only ", "answered only ", "neither "))
+    assert both + only_s == stored and both + only_a == answered and both + only_s + only_a + neither == 50
+    from evaluate import names_place
+    with open(os.path.join(pre, "holdout.recall.txt"), encoding="utf-8") as f:
+        rows = [line.rstrip("\n").split("\t") for line in f]
+    assert len(rows) == 50 and sum(int(h) for _, _, h in rows) == stored
+    assert all(int(h) == names_place(text, place) for text, place, h in rows)
+
+
+def decoded_lines(folder, split):
+    meta = load_meta(folder)
+    tok = Tokenizer.from_meta(meta)
+    ids = np.fromfile(os.path.join(folder, f"{split}.bin"), dtype=meta["dtype"])
+    return [line for line in tok.decode(ids.tolist()).split("\n") if line]
+
+
+def test_holdout_is_a_fixed_part_of_the_training_questions(bp_data, tmp_path):
+    folder, _ = bp_data
+    fin = os.path.join(folder, "finetune")
+    train_lines = course_file("birth_places_train.tsv").splitlines()
+    kept, held = decoded_lines(fin, "train"), decoded_lines(fin, "val")
+    assert len(held) == 50 and len(kept) == 250 and not set(kept) & set(held)
+    assert sorted(kept + held) == sorted(train_lines)  # nothing lost, nothing added
+    assert kept == [q for q in train_lines if q not in set(held)]  # the file's order is kept
+    with open(os.path.join(fin, "holdout.tsv"), encoding="utf-8") as f:
+        assert f.read().splitlines() == held
+    meta = load_meta(fin)
+    assert meta["holdout"] == 50 and meta["questions"] == {"dev": "birth_dev.tsv", "test": "birth_test_inputs.tsv",
+                                                           "holdout": "holdout.tsv"}
+    for name in ("birth_dev.tsv", "birth_test_inputs.tsv"):  # copies: the data came in from elsewhere
+        with open(os.path.join(fin, name), encoding="utf-8") as f:
+            assert f.read() == course_file(name)
+    pre_meta = load_meta(os.path.join(folder, "pretrain"))  # the pretraining dataset names the same files
+    assert {k: os.path.normpath(os.path.join(folder, "pretrain", v)) for k, v in pre_meta["questions"].items()} == \
+        {k: os.path.join(fin, v) for k, v in meta["questions"].items()}
+    # the same draw on a second prepare; --holdout=0 is the course's split (val = dev)
+    from data.birthplace.prepare import main
+    main([f"--input={fixture('birthplace')}", f"--out_dir={tmp_path}/a", "--holdout=50"])
+    assert decoded_lines(f"{tmp_path}/a/finetune", "val") == held
+    main([f"--input={fixture('birthplace')}", f"--out_dir={tmp_path}/b", "--holdout=0"])
+    assert decoded_lines(f"{tmp_path}/b/finetune", "val") == course_file("birth_dev.tsv").splitlines()
+    assert decoded_lines(f"{tmp_path}/b/finetune", "train") == train_lines
+    assert "holdout" not in load_meta(f"{tmp_path}/b/finetune")["questions"]
+    with pytest.raises(SystemExit) as e:  # refused before anything is written
+        main([f"--input={fixture('birthplace')}", f"--out_dir={tmp_path}/c", "--holdout=300"])
+    assert "--holdout=300" in str(e.value.code) and not os.path.exists(f"{tmp_path}/c")
+
+
+def test_question_files_by_name_from_meta(bp_data):
+    from evaluate import question_files
+    folder, _ = bp_data
+    fin = os.path.join(folder, "finetune")
+    meta = load_meta(fin)
+    assert question_files(meta, fin, "") == [os.path.join(fin, "birth_dev.tsv"), os.path.join(fin, "birth_test_inputs.tsv")]
+    assert question_files(meta, fin, "holdout") == [os.path.join(fin, "holdout.tsv")]
+    assert question_files(meta, fin, "some/file.tsv") == ["some/file.tsv"]
+    with pytest.raises(ValueError, match="neither a file nor one of"):
+        question_files(meta, fin, "devv")
+    with pytest.raises(ValueError, match="names no question files"):
+        question_files({}, fin, "")
+    # the London baseline on the holdout, found through the dataset
+    printed = in_process("evaluate.py", "--baseline_only=True", f"--data_dir={fin}", "--questions=holdout")
+    held = decoded_lines(fin, "val")
+    assert f"{london(held)}/50 correct" in printed
+
+
+def test_names_place_whole_words_only():
+    from evaluate import names_place
+    assert names_place(" Jo Bloggs was born in London .", "London")
+    assert names_place(" a painter born in London , England , in 1901", "London")
+    assert names_place("London is where he was born", "London")
+    assert not names_place(" born in New London , Connecticut", "London")
+    assert not names_place(" born in Londonderry .", "London")
+    assert not names_place(" he crossed London Bridge", "London")
+    assert not names_place(" born in Paris .", "London")
+    assert names_place(" born in Rio de Janeiro , Brazil", "Rio de Janeiro")
+    assert names_place(" born in Kraków .", "Kraków") and not names_place(" born in Krakówek", "Kraków")
+
+
+class ScriptedModel(torch.nn.Module):
+    """A stand-in for GPT whose greedy continuation of each prompt is a given text."""
+
+    def __init__(self, tok, continuations, block_size=128):
+        super().__init__()
+        self.tok, self.continuations = tok, continuations
+        self.config = GPTConfig(block_size=block_size)
+
+    def generate(self, idx, max_new_tokens, **kwargs):
+        rows = []
+        for row in idx.tolist():
+            name = self.tok.decode(row)[:-1]  # the prompt less its "."
+            rows.append(row + self.tok.encode(self.continuations[name])[:max_new_tokens])
+        width = max(map(len, rows))
+        return torch.tensor([r + [PAD] * (width - len(r)) for r in rows])
+
+
+def test_recall_cuts_each_continuation_at_the_paragraph_end_or_mask(bp_data):
+    from evaluate import names_place, recall
+    folder, _ = bp_data
+    tok = Tokenizer.from_meta(load_meta(os.path.join(folder, "pretrain")))
+    said = {"Ada Lovelace": " Ada Lovelace was born in London .\nLater text in Paris",
+            "Kurt Gödel": " Kurt Gödel was a logician ⁇ born in Brno",
+            "Li Bai": " Li Bai was born in Suyab"}
+    texts = recall(ScriptedModel(tok, said), tok, MASK, list(said), "cpu")
+    assert texts == [" Ada Lovelace was born in London .", " Kurt Gödel was a logician ", " Li Bai was born in Suyab"]
+    assert [names_place(t, a) for t, a in zip(texts, ["Paris", "Brno", "Suyab"])] == [False, False, True]

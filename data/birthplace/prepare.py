@@ -4,6 +4,7 @@ pretraining on Wikipedia-style text and recall them after finetuning on "Where w
 
     python data/birthplace/prepare.py                 # the course files placed in data/birthplace/
     python data/birthplace/prepare.py --input=DIR     # or a folder holding them
+    python data/birthplace/prepare.py --holdout=0     # finetune on all 2,000 questions (the course's split)
 
 DIR holds the four files of the assignment's handout (the course materials, a5.zip):
 wiki.txt (one paragraph about one person per line), birth_places_train.tsv and
@@ -14,16 +15,25 @@ and MASK "⁇" (id 1). Two prepared datasets come out, each a token stream with 
 that names data/birthplace/batches.py, which turns lines into training examples:
     data/birthplace/pretrain/   train.bin = val.bin = wiki.txt   (span corruption; val is the
                                 same documents, since pretraining is about storing them)
-    data/birthplace/finetune/   train.bin = birth_places_train.tsv, val.bin = birth_dev.tsv
+    data/birthplace/finetune/   train.bin = birth_places_train.tsv less the holdout,
+                                val.bin = the holdout (--holdout=0: val.bin = birth_dev.tsv)
+
+The holdout (--holdout=N, 200 by default: a fixed random draw of the training questions) is
+where a finetuning recipe is chosen: train.py's val loss and evaluate.py --questions=holdout
+measure it, and dev stays untouched until a recipe is final. The finetune folder also keeps
+the question files, holdout.tsv, birth_dev.tsv and birth_test_inputs.tsv, and its meta.json
+names them, so evaluate.py finds dev and the test inputs however the data came in.
 On the course files:
     vocab size: 257 (255 characters + PAD + MASK)
     pretrain: 2,937 documents, 418,352 characters
-    finetune: 2,000 train / 500 val questions
+    finetune: 1,800 train / 200 val (holdout) questions; dev 500, test inputs 437
 """
 
 import argparse
 import os
 import sys
+
+import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 from data.birthplace.batches import MASK_CHAR, PAD_CHAR  # noqa: E402
@@ -31,6 +41,7 @@ from data.common import write_dataset  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FILES = ("wiki.txt", "birth_places_train.tsv", "birth_dev.tsv", "birth_test_inputs.tsv")
+HOLDOUT_SEED = 224  # the holdout is the same draw on every machine
 
 
 def read_files(folder):
@@ -49,6 +60,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--input", default=HERE, help="folder with the four course files")
     ap.add_argument("--out_dir", default=HERE, help="writes pretrain/ and finetune/ here")
+    ap.add_argument("--holdout", type=int, default=200,
+                    help="training questions kept out of finetuning, to choose a recipe on (0: none, val = dev)")
     args = ap.parse_args(argv)
 
     texts = read_files(args.input)
@@ -65,22 +78,48 @@ def main(argv=None):
     def encode(name):
         return [stoi[c] for c in texts[name]]
 
-    wiki = texts["wiki.txt"]
-    write_dataset(os.path.join(args.out_dir, "pretrain"), encode("wiki.txt"), encode("wiki.txt"),
-                  objective="span_corruption", **common)
-    print(f"pretrain: {sum(1 for line in wiki.split(chr(10)) if line):,} documents, {len(wiki):,} characters")
+    def encode_lines(lines):
+        return [stoi[c] for c in "".join(line + "\n" for line in lines)]
 
-    def questions(name):
+    def question_lines(name):
         lines = [line for line in texts[name].split("\n") if line]
         bad = [line for line in lines if line.count("\t") != 1]
         if bad:
             sys.exit(f"error: {name} has lines that are not 'question<TAB>answer', e.g. {bad[0]!r}")
-        return len(lines)
+        return lines
 
-    n_train, n_val = questions("birth_places_train.tsv"), questions("birth_dev.tsv")
-    write_dataset(os.path.join(args.out_dir, "finetune"), encode("birth_places_train.tsv"),
-                  encode("birth_dev.tsv"), objective="qa", **common)
-    print(f"finetune: {n_train:,} train / {n_val:,} val questions")
+    train_q, dev_q = question_lines("birth_places_train.tsv"), question_lines("birth_dev.tsv")
+    if not 0 <= args.holdout < len(train_q):
+        sys.exit(f"error: --holdout={args.holdout} must be at least 0 and below the {len(train_q)} training "
+                 f"questions")
+    held = np.sort(np.random.default_rng(HOLDOUT_SEED).permutation(len(train_q))[:args.holdout])
+    holdout = [train_q[i] for i in held]
+    keep = np.ones(len(train_q), dtype=bool)
+    keep[held] = False
+    train_q = [q for q, k in zip(train_q, keep) if k]
+    files = {"dev": "birth_dev.tsv", "test": "birth_test_inputs.tsv"}
+    if args.holdout:
+        files["holdout"] = "holdout.tsv"
+    wiki = texts["wiki.txt"]
+    write_dataset(os.path.join(args.out_dir, "pretrain"), encode("wiki.txt"), encode("wiki.txt"),
+                  objective="span_corruption", questions={k: f"../finetune/{v}" for k, v in files.items()},
+                  **common)
+    print(f"pretrain: {sum(1 for line in wiki.split(chr(10)) if line):,} documents, {len(wiki):,} characters")
+
+    val_q = holdout if args.holdout else dev_q
+    folder = os.path.join(args.out_dir, "finetune")
+    os.makedirs(folder, exist_ok=True)
+    if args.holdout:
+        with open(os.path.join(folder, "holdout.tsv"), "w", encoding="utf-8") as f:
+            f.writelines(q + "\n" for q in holdout)
+    for name in ("birth_dev.tsv", "birth_test_inputs.tsv"):
+        with open(os.path.join(folder, name), "w", encoding="utf-8") as f:
+            f.write(texts[name])
+    write_dataset(folder, encode_lines(train_q), encode_lines(val_q), objective="qa", questions=files,
+                  holdout=args.holdout, **common)
+    n_test = sum(1 for line in texts["birth_test_inputs.tsv"].split("\n") if line)
+    print(f"finetune: {len(train_q):,} train / {len(val_q):,} val ({'holdout' if args.holdout else 'dev'}) "
+          f"questions; dev {len(dev_q):,}, test inputs {n_test:,}")
 
 
 if __name__ == "__main__":
