@@ -118,3 +118,66 @@ def optimizer_step(optimizers, scaler, model, grad_clip):
     scaler.update()
     for opt in optimizers:
         opt.zero_grad(set_to_none=True)
+
+
+def _item(t):
+    """A 0-d tensor's number; a DTensor's (a norm over every rank's shards) is reduced first."""
+    return (t.full_tensor() if hasattr(t, "full_tensor") else t).item()
+
+
+@torch.no_grad()
+def adafactor_out_of_place(opt):
+    """One step of torch's single-tensor Adafactor (torch/optim/_adafactor.py, the same math, op for
+    op) for every parameter of opt, a torch.optim.Adafactor, with out-of-place ops: on FSDP2's
+    sharded (DTensor) parameters DTensor then does the reductions itself, so a column's statistics
+    cover all of its rows on every rank, as in one process. torch's in-place ops on the partial
+    norms are what DTensor refuses. The state keeps torch's names, shapes and placements."""
+    for group in opt.param_groups:
+        params, grads, row_vars, col_vars, variances, steps = [], [], [], [], [], []
+        opt._init_group(group, params, grads, row_vars, col_vars, variances, steps)
+        lr, wd, d, beta2_decay = float(group["lr"]), group["weight_decay"], group["d"], group["beta2_decay"]
+        for param, grad, row_var, col_var, variance, step_t in zip(params, grads, row_vars, col_vars, variances,
+                                                                   steps):
+            grad = -grad if group["maximize"] else grad
+            eps1, eps2 = group["eps"]
+            eps1 = torch.finfo(param.dtype).eps if eps1 is None else eps1
+            step_t += 1
+            step = step_t.item()
+            one_minus_beta2_t = step ** beta2_decay
+            rho_t = min(lr, 1 / (step ** 0.5))
+            alpha = max(eps2, _item(param.norm(2)) / (param.numel() ** 0.5)) * rho_t
+            if wd != 0:
+                param.mul_(1 - lr * wd)
+            if grad.dim() > 1:
+                row_mean = torch.norm(grad, dim=-1, keepdim=True).square().div(grad.size(-1))
+                row_var.copy_(row_var.lerp(row_mean, one_minus_beta2_t))
+                col_mean = torch.norm(grad, dim=-2, keepdim=True).square().div(grad.size(-2))
+                col_var.copy_(col_var.lerp(col_mean, one_minus_beta2_t))
+                # torch keeps the factors replicated; the row factor sharded as the gradient keeps
+                # row_var @ col_var a shard of the matrix, not a whole one on every rank
+                rows = row_var.redistribute(grad.device_mesh, grad.placements) if hasattr(grad, "placements") \
+                    else row_var
+                var_estimate = (rows @ col_var).div(row_var.mean(dim=-2, keepdim=True).clamp(min=eps1))
+            else:
+                variance.copy_(variance.lerp(grad * grad, one_minus_beta2_t))
+                var_estimate = variance
+            update = var_estimate.clamp(min=eps1 * eps1).rsqrt().mul(grad)
+            denom = max(1.0, _item(update.norm(2)) / ((update.numel() ** 0.5) * d))
+            param.add_(update, alpha=-alpha / denom)
+
+
+class ShardedAdafactor(torch.optim.Adafactor):
+    """torch's Adafactor, also for FSDP2's sharded (DTensor) parameters (torch 2.13's own step
+    writes in place into DTensor norms, which DTensor refuses): those take adafactor_out_of_place,
+    plain tensors torch's own step. The same state, so checkpoints are torch's Adafactor's."""
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        if not any(hasattr(p, "full_tensor") for group in self.param_groups for p in group["params"]):
+            return super().step(closure)
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        adafactor_out_of_place(self)
+        return loss

@@ -48,11 +48,8 @@ def gathered():
 def fsdp_error(optimizer, dtype):
     """The one-line error for what FSDP here cannot run (or None)."""
     if optimizer == "muon":
-        return ("--fsdp=True runs AdamW: Muon orthogonalises whole matrices, which FSDP shards; "
-                "use --optimizer=adamw, or DDP (--fsdp=False)")
-    if optimizer == "adafactor":  # torch 2.13's Adafactor writes in place into row/column norms of DTensors
-        return ("--fsdp=True runs AdamW: torch's Adafactor cannot yet step sharded (DTensor) parameters; "
-                "use --optimizer=adamw, or DDP (--fsdp=False)")
+        return ("--fsdp=True runs AdamW or Adafactor: Muon orthogonalises whole matrices, which FSDP shards; "
+                "use --optimizer=adamw (or adafactor), or DDP (--fsdp=False)")
     if dtype == "float16":
         return ("--fsdp=True has no loss scaler for sharded fp16 gradients; use --dtype=bfloat16 (or float32), "
                 "or DDP for fp16")
@@ -142,9 +139,15 @@ def sync_gradients(model, raw_model, fsdp, last):
 
 
 def unfuse(optimizers, fsdp):
-    """Fused AdamW has no DTensor kernel; FSDP's optimizers take the foreach path (same math)."""
+    """Fused AdamW has no DTensor kernel; FSDP's optimizers take the foreach path (same math).
+    torch's Adafactor cannot step DTensors: under FSDP it becomes optim.ShardedAdafactor, the same
+    optimizer (groups, state) with a step that can."""
+    from optim import ShardedAdafactor
+
     if fsdp:
         for opt in optimizers:
+            if type(opt) is torch.optim.Adafactor:
+                opt.__class__ = ShardedAdafactor  # a subclass that adds no state: only step() changes
             for group in opt.param_groups:
                 if group.get("fused"):
                     group["fused"], group["foreach"] = False, True

@@ -1,5 +1,5 @@
-"""FSDP2 (--fsdp=True) on 2 gloo ranks on the CPU: the same training as one process or DDP, the
-same ckpt.pt, exact resumes, the sharded format from 2 ranks to 1; activation checkpointing
+"""FSDP2 (--fsdp=True) on 2 gloo ranks on the CPU: the same training as one process or DDP (AdamW
+and Adafactor), the same ckpt.pt, exact resumes, the sharded format from 2 ranks to 1; activation checkpointing
 gives the same gradients; the FSDP configs' models have the sizes docs/fsdp.md computes with."""
 
 import json
@@ -71,11 +71,15 @@ def fsdp_dropout(data, tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_fsdp_equals_one_process(data, tmp_path):
+@pytest.mark.parametrize("optimizer", ["adamw", "adafactor"])
+def test_fsdp_equals_one_process(data, tmp_path, optimizer):
     """dropout 0: 2 ranks x 2 micro-steps == 1 process x 4, step by step, with clipping at work
-    (the clip must see the global norm, not one rank's shards)."""
+    (the clip must see the global norm, not one rank's shards). Adafactor's column statistics of
+    a row-sharded matrix must cover all of its rows, as in one process."""
     one, two = str(tmp_path / "one"), str(tmp_path / "two")
-    common = ["--max_iters=3", "--eval_interval=3", "--grad_clip=0.05"]
+    common = ["--max_iters=3", "--eval_interval=3", "--grad_clip=0.05", f"--optimizer={optimizer}"]
+    if optimizer == "adafactor":  # its rate is relative to the weights' RMS: large enough steps to tell rows apart
+        common.append("--learning_rate=5e-2")
     train(data, one, *common)
     p = train(data, two, *common, "--fsdp=True", ranks=2)
     assert "2 process(es)" in p.stdout and p.stdout.count("step 0:") == 1
@@ -119,6 +123,23 @@ def test_fsdp_resume_is_exact_samples_and_resumes_in_one_process(data, fsdp_drop
 
 
 @pytest.mark.slow
+def test_fsdp_adafactor_resume_is_exact(data, tmp_path):
+    """An FSDP Adafactor checkpoint (its row and column factors gathered into ckpt.pt) resumes
+    under FSDP to the same losses and weights as the run that went straight on."""
+    straight, half = str(tmp_path / "straight"), str(tmp_path / "half")
+    train(data, straight, "--fsdp=True", "--optimizer=adafactor", "--max_iters=4", "--eval_interval=2",
+          "--keep_last=2", ranks=2)
+    os.makedirs(half)
+    shutil.copy(os.path.join(straight, "ckpt-00000002.pt"), os.path.join(half, "ckpt.pt"))
+    p = run("-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "train.py", f"--out_dir={half}",
+            "--init_from=resume", "--max_iters=4")
+    assert "iter 3:" in p.stdout and "iter 2:" not in p.stdout
+    assert losses(half) == {k: v for k, v in losses(straight).items() if k > 2}
+    a, b = weights(os.path.join(straight, "ckpt.pt")), weights(os.path.join(half, "ckpt.pt"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.slow
 def test_sharded_checkpoint_from_two_ranks_to_one_and_to_ckpt_pt(data, fsdp_dropout, tmp_path):
     out = str(tmp_path / "sharded")
     train(data, out, "--fsdp=True", "--dropout=0.1", "--max_iters=3", "--eval_interval=3", "--ckpt_format=sharded",
@@ -150,8 +171,38 @@ def test_fsdp_refuses_muon_and_fp16_in_one_line():
 
     assert "--optimizer=adamw" in fsdp_error("muon", "float32")
     assert "--dtype=bfloat16" in fsdp_error("adamw", "float16")
-    assert "--optimizer=adamw" in fsdp_error("adafactor", "float32")  # torch's Adafactor has no DTensor path yet
+    assert fsdp_error("adafactor", "float32") is None  # optim.ShardedAdafactor steps the shards
     assert fsdp_error("adamw", "bfloat16") is None
+
+
+@pytest.mark.parametrize("maximize", [False, True])
+def test_out_of_place_adafactor_equals_torchs_on_plain_tensors(maximize):
+    """ShardedAdafactor's DTensor path (adafactor_out_of_place), run on plain tensors, is torch's
+    Adafactor step for step: a matrix (row and column factors), a 3-D tensor, a vector, weight decay."""
+    from optim import ShardedAdafactor, adafactor_out_of_place
+
+    g = torch.Generator().manual_seed(0)
+    shapes = [(7, 5), (3, 4, 6), (9,)]
+    start = [torch.randn(s, generator=g) * 0.1 for s in shapes]
+    ours, ref = [[torch.nn.Parameter(w.clone()) for w in start] for _ in range(2)]
+    kw = dict(lr=3e-2, weight_decay=0.1, maximize=maximize)
+    a, b = ShardedAdafactor(ours, **kw), torch.optim.Adafactor(ref, **kw)
+    for _ in range(5):
+        for p, q in zip(ours, ref):
+            p.grad = torch.randn(p.shape, generator=g)
+            q.grad = p.grad.clone()
+        adafactor_out_of_place(a)
+        b.step()
+        for p, q in zip(ours, ref):
+            assert torch.allclose(p, q, atol=1e-6, rtol=0)
+    for p, q in zip(ours, ref):  # torch's names and shapes, so checkpoints do not tell them apart
+        sa, sb = a.state[p], b.state[q]
+        assert sa.keys() == sb.keys() and all(torch.allclose(sa[k], sb[k], atol=1e-6, rtol=0) for k in sa)
+    p, q = torch.nn.Parameter(start[0].clone()), torch.nn.Parameter(start[0].clone())
+    p.grad, q.grad = torch.ones_like(p), torch.ones_like(q)
+    ShardedAdafactor([p]).step()  # plain tensors: torch's own step, bit for bit
+    torch.optim.Adafactor([q]).step()
+    assert torch.equal(p, q)
 
 
 def test_activation_checkpointing_gives_the_same_gradients():
