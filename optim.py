@@ -38,27 +38,6 @@ def get_lr(it, learning_rate, min_lr, warmup_iters, lr_decay_iters, use_warmup=T
     return min_lr + coeff * (learning_rate - min_lr)
 
 
-def freeze_parameters(model, spec):
-    """train.py's freeze: the parameters named by spec (comma-separated prefixes of their names,
-    e.g. 'transformer.wte,transformer.h.0') stop learning. Returns how many numbers were frozen.
-    Raises ValueError for a prefix that names nothing. With tied embeddings, freezing wte freezes
-    the output head too: they are one matrix."""
-    prefixes = [f.strip() for f in spec.split(",") if f.strip()]
-    frozen, used = 0, set()
-    for name, p in model.named_parameters():
-        hit = [f for f in prefixes if name == f or name.startswith(f + ".")]
-        if hit:
-            p.requires_grad_(False)
-            frozen += p.numel()
-            used.update(hit)
-    unused = [f for f in prefixes if f not in used]
-    if unused:
-        names = sorted({".".join(n.split(".")[:3]) for n, _ in model.named_parameters()})
-        raise ValueError(f"freeze={unused[0]!r} names no parameter; use prefixes of the model's names, "
-                         f"e.g. {', '.join(names[:6])}")
-    return frozen
-
-
 def remember_initial_lr(optimizers):
     """Record each parameter group's own peak rate as "initial_lr" (torch's name for it). Call
     once, on optimizers just built, before loading any saved state."""

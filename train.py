@@ -34,12 +34,11 @@ import torch
 
 from checkpoint import run_info, rng_state, save_checkpoint, set_rng_state, start_from
 from data.common import dataset_dir, load_meta
-from data.loader import estimate_loss, mixture, open_batches
+from data.loader import estimate_loss, open_batches
 from device import (autocast_context, bf16_warning, cpu_has_bf16, dtype_error, lookup_peak_flops, resolve_device,
                     resolve_dtype, setup_device)
 from model import GPTConfig
-from optim import (apply_lr, freeze_parameters, get_lr, load_scaler_state, optimizer_step, remember_initial_lr,
-                   scaling_law_lr)
+from optim import apply_lr, get_lr, load_scaler_state, optimizer_step, remember_initial_lr, scaling_law_lr
 from parallel import (all_finite, build_model, fsdp_error, full_state, load_optimizers, load_resume, load_sharded,
                       save_sharded, sync_gradients, unfuse, wrap_ddp)
 
@@ -64,8 +63,6 @@ dataset = "shakespeare_char"  # a prepared folder under data/
 data_dir = ""  # or any folder holding train.bin, val.bin, meta.json (overrides dataset)
 gradient_accumulation_steps = 5 * 8  # micro-steps per optimizer step, summed over all ranks
 batch_size = 12  # sequences per micro-step per rank
-mix_dataset = ""  # a second prepared dataset (a folder under data/, or a path) with the same tokenizer...
-mix_fraction = 0.0  # ...from whose train split this share of the training batches comes (e.g. pretraining data in a finetune)
 length_bands = 1  # datasets of whole examples (a batch_module): each batch takes examples of like length from one of this many bands (less padding, same odds per example)
 # model: every field of model.GPTConfig is also a key (the defaults are GPT-2 124M)
 globals().update({f.name: f.default for f in fields(GPTConfig)})
@@ -80,7 +77,6 @@ weight_decay = 1e-1
 beta1 = 0.9  # AdamW's
 beta2 = 0.95
 grad_clip = 1.0  # clip the global gradient norm to this (0: off)
-freeze = ""  # parameters that stay as they are: comma-separated name prefixes, e.g. 'transformer.wte,transformer.h.0'
 # learning-rate schedule: linear warmup, then cosine decay to min_lr
 use_warmup = True  # linear warmup over warmup_iters; False starts at the full rate
 warmup_iters = 2000
@@ -181,10 +177,7 @@ if __name__ == "__main__":
         sys.exit(f"error: {e}")
     try:  # train and val batch sources, chosen once; the loop and estimate_loss only call draw and get
         splits = {s: open_batches(ddir, s, meta, block_size, device, length_bands) for s in ("train", "val")}
-        if mix_fraction:
-            splits["train"] = mixture(splits["train"], meta, mix_dataset, mix_fraction, block_size, device,
-                                      length_bands)
-    except (FileNotFoundError, ValueError) as e:
+    except ValueError as e:
         sys.exit(f"error: {e}")
 
     # ---- model: from scratch, resumed, or from other weights (checkpoint.start_from)
@@ -211,10 +204,6 @@ if __name__ == "__main__":
             print(f"learning_rate=auto: {learning_rate:.3e} for N = {model.num_body_params():,} non-embedding "
                   f"parameters (Kaplan et al. 2020)")
     try:
-        frozen = freeze_parameters(model, freeze)
-        if frozen and master:
-            print(f"freeze: {frozen:,} of {sum(p.numel() for p in model.parameters()):,} numbers stay as they "
-                  f"are ({freeze})")
         optimizers = model.configure_optimizers(weight_decay, learning_rate, (beta1, beta2), device_type,
                                                 optimizer, muon_lr)  # a list: Muon comes with an AdamW
     except ValueError as e:

@@ -23,7 +23,7 @@ import os
 import numpy as np
 import torch
 
-from data.common import DATA_ROOT, load_meta, open_tokens
+from data.common import DATA_ROOT, open_tokens
 
 
 def draw_batch_starts(rng, n_tokens, block_size, n_rows, batch_size):
@@ -92,27 +92,6 @@ class Examples:
         return x.to(self.device), y.to(self.device)
 
 
-class Mixture:
-    """Training batches from two sources, batch by batch: each micro-step's batch comes from
-    `other` with probability `fraction`, else from `main` (finetuning with some of the
-    pretraining objective mixed in, so the model keeps doing what it was pretrained to do)."""
-
-    def __init__(self, main, other, fraction):
-        self.main, self.other, self.fraction = main, other, fraction
-
-    def __len__(self):
-        return len(self.main)
-
-    def draw(self, rng, n_rows, batch_size):
-        from_other = rng.random(n_rows) < self.fraction  # (n_rows,)
-        rows = self.main.draw(rng, n_rows, batch_size), self.other.draw(rng, n_rows, batch_size)
-        return [(int(k), rows[int(k)][i]) for i, k in enumerate(from_other)]
-
-    def get(self, row):
-        which, r = row
-        return (self.other if which else self.main).get(r)
-
-
 def import_batch_module(name):
     """Import a meta.json's "batch_module", which must be a module file inside this repository's
     data/ package: the resolved file is checked, not only the name. Raises ValueError."""
@@ -141,21 +120,6 @@ def open_batches(data_dir, split, meta, block_size, device, length_bands=1):
         raise ValueError(f"the {split} split of {data_dir} has {len(tokens)} tokens, not more than "
                          f"block_size={block_size}; lower --block_size")
     return TokenWindows(tokens, block_size, device)
-
-
-def mixture(main, meta, mix_dataset, fraction, block_size, device, length_bands=1):
-    """train.py's mix_dataset and mix_fraction: main's batches with a share from another dataset's
-    train split. Raises ValueError for a share outside (0, 1] or a dataset with another tokenizer."""
-    if not 0 < fraction <= 1:
-        raise ValueError(f"mix_fraction={fraction} must be in (0, 1]")
-    if not mix_dataset:
-        raise ValueError(f"mix_fraction={fraction} needs --mix_dataset=NAME, the dataset to mix in")
-    folder = mix_dataset if os.path.isdir(mix_dataset) else os.path.join(DATA_ROOT, mix_dataset)
-    other_meta = load_meta(folder)
-    if other_meta["tokenizer"] != meta["tokenizer"]:
-        raise ValueError(f"mix_dataset {folder} has another tokenizer than the dataset; prepare both with "
-                         f"the same vocabulary")
-    return Mixture(main, open_batches(folder, "train", other_meta, block_size, device, length_bands), fraction)
 
 
 @torch.no_grad()

@@ -203,10 +203,8 @@ def test_pretrain_finetune_evaluate_pipeline(bp_data, tmp_path, attention):
         "--eval_interval=12", "--learning_rate=3e-3")
     p = run("train.py", f"--data_dir={folder}/finetune", f"--out_dir={fin}", f"--init_from=ckpt:{pre}",
             "--device=cpu", "--dtype=float32", "--batch_size=16", "--gradient_accumulation_steps=1", "--eval_iters=2", "--max_iters=6",
-            "--eval_interval=6", "--warmup_iters=1", "--learning_rate=3e-3",
-            f"--mix_dataset={folder}/pretrain", "--mix_fraction=0.5")  # span corruption mixed in
+            "--eval_interval=6", "--warmup_iters=1", "--learning_rate=3e-3")
     ckpt = load_checkpoint(os.path.join(fin, "ckpt.pt"))
-    assert ckpt["config"]["mix_fraction"] == 0.5
     assert ckpt["iter_num"] == 6  # a fresh count: not 12 + 6
     assert ckpt["model_args"]["n_embd"] == 32 and ckpt["model_args"]["attention"] == attention  # the pretrained model
     evals = [json.loads(line) for line in open(os.path.join(fin, "log.jsonl")) if "val_loss" in line]

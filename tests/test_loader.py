@@ -56,30 +56,3 @@ def test_examples_trim_to_the_longest_target():
 
     X, Y = Examples(Source(), 100, "cpu").get([0, 1, 2])
     assert X.shape == Y.shape == (3, 4) and (Y[2] != -1).all()
-
-
-def test_mixture_takes_each_batch_from_one_source_at_the_given_share(tmp_path):
-    from data.loader import mixture
-    tok = {"kind": "char", "chars": "abcdefgh"}
-    write_dataset(str(tmp_path / "main"), [2] * 500, [2] * 100, tok, 8)
-    write_dataset(str(tmp_path / "other"), [5] * 500, [5] * 100, tok, 8)
-    main = open_batches(str(tmp_path / "main"), "train", {"vocab_size": 8, "dtype": "uint16"}, 16, "cpu")
-    meta = {"tokenizer": tok}
-    mixed = mixture(main, meta, str(tmp_path / "other"), 0.3, 16, "cpu")
-    rows = mixed.draw(np.random.default_rng(0), 2000, 4)
-    again = mixed.draw(np.random.default_rng(0), 2000, 4)  # the run's generator decides everything
-    assert all(a[0] == b[0] and np.array_equal(a[1], b[1]) for a, b in zip(rows, again))
-    share = np.mean([which for which, _ in rows])
-    assert 0.27 < share < 0.33  # 2,000 draws at 0.3: 3 standard errors is 0.03
-    for row in rows[:40]:
-        x, y = mixed.get(row)
-        assert x.shape == (4, 16) and set(x.flatten().tolist()) == {5 if row[0] else 2}  # the whole batch from one source
-    everything = mixture(main, meta, str(tmp_path / "other"), 1.0, 16, "cpu")
-    assert all(which == 1 for which, _ in everything.draw(np.random.default_rng(1), 50, 2))
-    assert len(mixed) == len(main)  # the run's size is the main dataset's
-    with pytest.raises(ValueError, match=r"mix_fraction=1.5 must be in \(0, 1\]"):
-        mixture(main, meta, str(tmp_path / "other"), 1.5, 16, "cpu")
-    with pytest.raises(ValueError, match="needs --mix_dataset"):
-        mixture(main, meta, "", 0.5, 16, "cpu")
-    with pytest.raises(ValueError, match="another tokenizer"):
-        mixture(main, {"tokenizer": {"kind": "char", "chars": "abcdefgz"}}, str(tmp_path / "other"), 0.5, 16, "cpu")
