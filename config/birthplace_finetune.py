@@ -2,7 +2,7 @@
 # pretraining (config/birthplace_pretrain.py), or 75 epochs from scratch:
 #   python train.py config/birthplace_finetune.py
 #   python train.py config/birthplace_finetune.py --init_from=scratch --max_iters=600 --lr_decay_iters=600 --out_dir=out-birthplace-scratch
-# then: python evaluate.py --out_dir=out-birthplace-finetune --questions=data/birthplace/birth_dev.tsv
+# then: python evaluate.py --out_dir=out-birthplace-finetune --task=qa   (dev accuracy, test predictions)
 
 out_dir = "out-birthplace-finetune"
 init_from = "ckpt:out-birthplace-pretrain"  # the pretrained weights, a fresh optimizer and count

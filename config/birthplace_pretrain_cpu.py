@@ -1,6 +1,6 @@
 # The knowledge probe's pretraining on a CPU (2 cores): the course's model, with 130 epochs of
-# span corruption instead of the course's 650: 100 minutes on 2 AVX2 cores in fp32, and then
-# 7.0% on dev after config/birthplace_finetune_cpu.py (London: 5.0%; see docs/birthplace.md).
+# span corruption instead of the course's 650: 100 minutes on 2 AVX2 cores in fp32; after
+# config/birthplace_finetune_cpu.py, 9.4% on dev (Intel, bf16; London 5.0%; docs/birthplace.md).
 #   python train.py config/birthplace_pretrain_cpu.py
 #   python train.py config/birthplace_pretrain_cpu.py --init_from=resume     # continue a stopped run
 # What makes it fit: batches of 32 at lr 1e-3 instead of 128 at 6e-3 (four times the updates
