@@ -107,25 +107,31 @@ def accuracy(predicted, answers):
 
 
 @torch.no_grad()
-def answer(model, tok, mask, questions, device, max_new_tokens=32):
-    """Greedy answers: questions of the same length share one batch (no padding needed). Decoded
-    in fp32 whatever --dtype says: the argmax of bf16 logits flips on near-ties, and the answers
-    must not depend on the device they were computed on."""
+def greedy(model, prompts, device, max_new_tokens, eos_token=None, what="a prompt"):
+    """Greedy continuations of token-id prompts: prompts of the same length share one batch (no
+    padding needed). Decoded in fp32 whatever --dtype says: the argmax of bf16 logits flips on
+    near-ties, and the results must not depend on the device they were computed on. Returns
+    each prompt's new ids."""
     block = model.config.block_size
-    prompts = [tok.encode(q) + [mask] for q in questions]
     by_length = defaultdict(list)
     for i, p in enumerate(prompts):
         by_length[len(p)].append(i)
-    out = [""] * len(questions)
+    out = [[] for _ in prompts]
     for n, rows in by_length.items():
         if n >= block:
-            raise ValueError(f"a question of {n - 1} tokens leaves no room to answer in block_size={block}")
+            raise ValueError(f"{what} of {n} tokens leaves no room to continue in block_size={block}")
         x = torch.tensor([prompts[i] for i in rows], dtype=torch.long, device=device)  # (B, n)
         with torch.autocast(device.split(":")[0], enabled=False):  # fp32, even inside a caller's autocast
-            y = model.generate(x, min(block - n, max_new_tokens), temperature=0.0, eos_token=mask)  # (B, n + new)
+            y = model.generate(x, min(block - n, max_new_tokens), temperature=0.0, eos_token=eos_token)  # (B, n + new)
         for i, row in zip(rows, y[:, n:].tolist()):
-            out[i] = parse_answer(tok.decode(row), tok.decode([mask]))
+            out[i] = row
     return out
+
+
+def answer(model, tok, mask, questions, device, max_new_tokens=32):
+    """Greedy answers to questions, each from "question⁇" up to the next mask."""
+    rows = greedy(model, [tok.encode(q) + [mask] for q in questions], device, max_new_tokens, mask, "a question")
+    return [parse_answer(tok.decode(r), tok.decode([mask])) for r in rows]
 
 
 def question_files(meta, ddir, name):
@@ -164,26 +170,13 @@ def names_place(text, place):
     return False
 
 
-@torch.no_grad()
 def recall(model, tok, mask, people, device, max_new_tokens=None):
     """Greedy continuations of "Name." (how wiki.txt starts a person's paragraph), cut at the
     paragraph's end or the first mask: what a span-corruption model writes about each person."""
-    block = model.config.block_size
-    prompts = [tok.encode(p + ".") for p in people]
-    by_length = defaultdict(list)
-    for i, p in enumerate(prompts):
-        by_length[len(p)].append(i)
-    out = [""] * len(people)
-    for n, rows in by_length.items():
-        if n >= block:
-            raise ValueError(f"the name {people[rows[0]]!r} leaves no room to continue in block_size={block}")
-        x = torch.tensor([prompts[i] for i in rows], dtype=torch.long, device=device)  # (B, n)
-        with torch.autocast(device.split(":")[0], enabled=False):  # fp32, as answer()
-            y = model.generate(x, min(block - n, max_new_tokens or block), temperature=0.0)  # (B, n + new)
-        for i, row in zip(rows, y[:, n:].tolist()):
-            text = tok.decode(row)
-            out[i] = re.split(f"[{re.escape(tok.decode([mask]))}\n]", text)[0].split("□")[0]
-    return out
+    rows = greedy(model, [tok.encode(p + ".") for p in people], device,
+                  max_new_tokens or model.config.block_size, what="a name")
+    stop = f"[{re.escape(tok.decode([mask]))}\n]"
+    return [re.split(stop, tok.decode(r))[0].split("□")[0] for r in rows]
 
 
 def show_accuracy(name, correct, total):
