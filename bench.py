@@ -15,7 +15,12 @@ Under torchrun it times DDP, or FSDP with --fsdp=True, and every rank reports it
         --batch_size=1 --block_size=256 --gradient_accumulation_steps=2 --num_steps=3 --warmup_steps=1 --fsdp=True
 
 --mode=sample times generation instead: tokens/s of model.generate() for sample_tokens new
-tokens at each of sample_batches, with the KV cache on and off in the same process.
+tokens at each of sample_batches, with the KV cache on and off in the same process, beside the
+floor: the time that the step's matrix products alone take (every weight matrix times a batch
+of one-token activations, in sequence), and the fraction of it reached. --compile=True compiles
+the cached one-token step (GPT.compile_decoding); --profile=True traces 20 cached steps.
+
+    python bench.py config/train_shakespeare_char.py --mode=sample --device=cpu --dtype=float32
 
 Takes the model's flags (every GPTConfig field) and the keys below. A config file written for
 train.py works too: the keys that bench.py has no use for (out_dir, eval_interval, ...) are
@@ -120,7 +125,7 @@ def main():
     model_args["vocab_size"] = vocab
     if mode == "sample":
         model = GPT(GPTConfig(**model_args)).to(device_)
-        return bench_sample(model, device_, autocast_context(device_, dtype_))
+        return bench_sample(model, device_, dtype_, autocast_context(device_, dtype_))
     lr = scaling_law_lr(model.num_body_params()) if learning_rate == "auto" else learning_rate
     model = build_model(GPTConfig(**model_args), None, device_, dtype_, sharded, activation_checkpointing,
                         compile)  # as train.py builds it; FSDP compiles each block
@@ -193,27 +198,62 @@ def main():
     dist.destroy_process_group()
 
 
-def bench_sample(model, device, ctx):
+def matmul_floor(model, B, device, ctx, repeats=50):
+    """Seconds per decoding step for its matrix products alone: every weight matrix the step
+    multiplies by (the blocks' Linears and the LM head; Synthesizer's W2 too), applied to a
+    (B, in) batch of activations, in sequence, best of `repeats`. What is left of the step above
+    this is overhead (per-op dispatch, small allocations, attention and the cache, Python)."""
+    mats = [m.weight for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    mats += [a.w2.t() for a in model.modules() if hasattr(a, "w2")]
+    xs = {w.shape[1]: torch.randn(B, w.shape[1], device=device) for w in mats}
+    best = float("inf")
+    with torch.no_grad(), ctx:
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            for w in mats:
+                y = torch.nn.functional.linear(xs[w.shape[1]], w)
+            y.sum().item()  # waits for the device
+            best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def bench_sample(model, device, dtype, ctx):
     """Print a table of generation speed from a one-token prompt (random weights: the speed
-    does not depend on them), cache on and off. Sampling, not greedy, with the same seed both ways."""
+    does not depend on them), cache on and off, against the matmul floor. Sampling, not greedy,
+    with the same seed both ways (temperature 0.8, top_k 200: sample.py's defaults)."""
     model.eval()
-    print(f"{model.num_params() / 1e6:.2f}M parameters, block_size {model.config.block_size}, {device}, "
-          f"{sample_tokens} new tokens per sequence")
-    print("| batch | KV cache | seconds | tokens/s | cache speedup |\n|---|---|---|---|---|")
+    if compile:
+        model.compile_decoding(mode="reduce-overhead" if device.startswith("cuda") else None)
+    print(f"{model.num_params() / 1e6:.2f}M parameters, block_size {model.config.block_size}, {device}, {dtype}, "
+          f"compile={compile} (cached step only), {sample_tokens} new tokens per sequence")
+    print("| batch | KV cache | seconds | tokens/s | ms/step | matmul floor, ms/step | of floor | cache speedup |\n"
+          "|---|---|---|---|---|---|---|---|")
+    gen = lambda: torch.Generator(device=device).manual_seed(seed)  # noqa: E731
+    kw = dict(temperature=0.8, top_k=200)
     for B in sample_batches:
         prompt = torch.zeros(B, 1, dtype=torch.long, device=device)
+        floor = matmul_floor(model, B, device, ctx)
         seconds = {}
         for use_cache in (True, False):
-            gen = lambda: torch.Generator(device=device).manual_seed(seed)  # noqa: E731
             with ctx:
-                model.generate(prompt, 8, use_cache=use_cache, generator=gen())  # warm up
+                model.generate(prompt, 8, use_cache=use_cache, generator=gen(), **kw)  # warm up (and compile)
                 t0 = time.perf_counter()
-                out = model.generate(prompt, sample_tokens, use_cache=use_cache, generator=gen())
+                out = model.generate(prompt, sample_tokens, use_cache=use_cache, generator=gen(), **kw)
                 out[:, -1].cpu()  # waits for the device
-            seconds[use_cache] = time.perf_counter() - t0
+            seconds[use_cache] = s = time.perf_counter() - t0
+            step = s / sample_tokens
             speedup = "" if use_cache else f"{seconds[False] / seconds[True]:.1f}x"
-            print(f"| {B} | {'on' if use_cache else 'off'} | {seconds[use_cache]:.2f} | "
-                  f"{B * sample_tokens / seconds[use_cache]:,.0f} | {speedup} |", flush=True)
+            print(f"| {B} | {'on' if use_cache else 'off'} | {s:.2f} | {B * sample_tokens / s:,.0f} | {step * 1e3:.2f} | "
+                  f"{floor * 1e3:.2f} | {floor / step:.0%} | {speedup} |", flush=True)
+    if profile:  # one decoding step's ops: what is not a matmul is overhead
+        from torch.profiler import ProfilerActivity, profile as torch_profile
+        prompt = torch.zeros(sample_batches[0], 1, dtype=torch.long, device=device)
+        acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.startswith("cuda") else [])
+        with ctx, torch_profile(activities=acts, record_shapes=True) as prof:
+            model.generate(prompt, 20, generator=gen(), **kw)
+        prof.export_chrome_trace("bench_trace.json")
+        print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15))
+        print("wrote bench_trace.json (20 cached steps)")
 
 
 if __name__ == "__main__":

@@ -72,17 +72,13 @@ def setup_device(device):
         torch.set_flush_denormal(True)
 
 
-def bf16_warning(dtype, optimizer, has_bf16):
-    """The line to print on a CPU without bf16 units when the run would use bf16 anyway (or None)."""
-    if has_bf16:
+def bf16_warning(dtype, has_bf16):
+    """The line to print on a CPU without bf16 units when the run would use bf16 anyway (or None).
+    (Muon needs no warning: there it orthogonalises in fp32, optim.muon_dtype.)"""
+    if has_bf16 or dtype != "bfloat16":
         return None
-    if dtype == "bfloat16":
-        return ("warning: this CPU has no bf16 units (AMX or AVX512-BF16), so torch emulates bf16 autocast, "
-                "many times slower than fp32; use --dtype=float32")
-    if optimizer == "muon":
-        return ("warning: this CPU has no bf16 units (AMX or AVX512-BF16), and torch's Muon orthogonalises in "
-                "bf16: emulated, that can cost more than the rest of the step; --optimizer=adamw may be faster")
-    return None
+    return ("warning: this CPU has no bf16 units (AMX or AVX512-BF16), so torch emulates bf16 autocast, "
+            "many times slower than fp32; use --dtype=float32")
 
 
 def autocast_context(device, dtype):

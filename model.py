@@ -113,10 +113,11 @@ def make_norm(cfg):
 
 
 def rope_tables(head_dim, max_len, theta):
-    """cos and sin of the rotation angle pos * theta^(-2i/head_dim), each (max_len, head_dim/2)."""
-    inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2).float() / head_dim))
-    angles = torch.outer(torch.arange(max_len).float(), inv_freq)
-    return angles.cos(), angles.sin()
+    """cos and sin of the rotation angle pos * theta^(-2i/head_dim), each (max_len, head_dim/2).
+    The angles are computed in float64: in float32, pos * freq loses digits as pos grows."""
+    inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim))
+    angles = torch.outer(torch.arange(max_len, dtype=torch.float64), inv_freq)
+    return angles.cos().float(), angles.sin().float()
 
 
 def apply_rope(x, cos, sin):
@@ -128,38 +129,77 @@ def apply_rope(x, cos, sin):
 
 
 class KVCache:
-    """Keys and values of the tokens seen so far, one slot per layer, for decoding one
-    token at a time. Attention stores into it; GPT.forward advances `pos` once per call."""
+    """Keys and values of the tokens seen so far, for decoding one token at a time: one
+    (B, nkv, max_len, hs) buffer per layer. GPT.forward advances it.
 
-    def __init__(self, n_layer, max_len):
-        self.n_layer, self.max_len = n_layer, max_len
-        self.k = self.v = None  # allocated on first use, in the dtype and device of the keys
-        self.pos = 0  # number of positions already stored
+    Every forward with a cache writes its T new positions into their slots and attends over the
+    whole buffer with a (T, max_len) mask of the slots each new token may see. The shapes are the
+    same at every one-token step, and the position is read from a tensor (`index`), so
+    torch.compile traces that step once (GPT.compile_decoding).
+
+    rolling=True is for rotary positions, whose attention scores depend only on how far apart two
+    tokens are: once max_len positions are stored, each new token overwrites the oldest slot and
+    the window slides by one token, with no prefill. Every layer then attends to the last max_len
+    tokens (sliding-window attention); the older tokens' keys still carry what they saw when
+    they were computed. Positions keep growing, so rebase() moves them back now and then."""
+
+    def __init__(self, n_layer, max_len, rolling=False):
+        self.n_layer, self.max_len, self.rolling = n_layer, max_len, rolling
+        self.k = [None] * n_layer  # allocated on first use, in the dtype and device of the keys
+        self.v = [None] * n_layer
+        self.pos = 0  # the position of the next token (the number stored, until a rolling cache rebases)
+        self.index = None  # the same, as a (1,) tensor on the device, for the compiled step
+        self.slots = self.mask = None  # where this forward's tokens go, what they see: set by GPT.forward
 
     def reset(self):
         self.pos = 0
+        self.index = None
+
+    def check(self, T, device):
+        """Before a forward of T new tokens: do they fit? (Python ints: outside the compiled step.)"""
+        if self.pos + T > self.max_len and not (self.rolling and T == 1 and self.pos >= self.max_len):
+            raise ValueError(f"KV cache holds {self.max_len} positions; {self.pos}+{T} do not fit")
+        if self.index is None:
+            self.index = torch.full((1,), self.pos, dtype=torch.long, device=device)
+
+    def begin(self, T, device):
+        """Set up a forward of T new tokens: their slots and mask. Returns their positions, (T,)."""
+        pos = self.index + torch.arange(T, device=device)  # (T,)
+        self.slots = pos % self.max_len
+        # slot s holds position s until the buffer first fills; after that, all slots are the window
+        self.mask = (torch.arange(self.max_len, device=device) <= pos[:, None]) | (pos[:, None] >= self.max_len)
+        return pos
+
+    def advance(self, T):
+        self.pos += T
+        self.index += T
 
     def store(self, layer, k, v):
         """k, v: (B, nkv, T, hs) for the new positions (k may be None: Synthesizer has no keys).
-        Returns the keys and values of all positions so far, (B, nkv, pos+T, hs)."""
+        Returns the whole buffers, (B, nkv, max_len, hs), and the (T, max_len) mask to attend with."""
         B, nkv, T, hs = v.shape
-        if self.pos + T > self.max_len:
-            raise ValueError(f"KV cache holds {self.max_len} positions; {self.pos}+{T} do not fit")
-        if self.v is None or self.v.shape[1] != B:
-            shape = (self.n_layer, B, nkv, self.max_len, hs)
-            self.v = v.new_zeros(shape)
-            self.k = None if k is None else k.new_zeros(shape)
-        end = self.pos + T
-        self.v[layer, :, :, self.pos:end] = v
-        if k is None:
-            return None, self.v[layer, :, :, :end]
-        self.k[layer, :, :, self.pos:end] = k
-        return self.k[layer, :, :, :end], self.v[layer, :, :, :end]
+        if self.v[layer] is None or self.v[layer].shape[0] != B:
+            self.v[layer] = v.new_zeros(B, nkv, self.max_len, hs)
+            self.k[layer] = None if k is None else k.new_zeros(B, nkv, self.max_len, hs)
+        self.v[layer].index_copy_(2, self.slots, v)
+        if k is not None:
+            self.k[layer].index_copy_(2, self.slots, k)
+        return self.k[layer], self.v[layer], self.mask
+
+    def rebase(self, shift, cos, sin):
+        """Move every position back by shift: rotate the stored keys by -shift (cos, sin: that
+        angle, (hs/2,) each), which leaves every score unchanged, since each depends only on the
+        distance between two positions. Keeps positions inside the model's rotary table."""
+        for layer, k in enumerate(self.k):
+            if k is not None:
+                self.k[layer] = apply_rope(k, cos, -sin)
+        self.pos -= shift
+        self.index -= shift
 
 
-def causal_mask(T, S, device):
-    """(T, S) bool, True where query t (the last T of S positions) may see key s."""
-    return torch.ones(T, S, dtype=torch.bool, device=device).tril(diagonal=S - T)
+def causal_mask(T, device):
+    """(T, T) bool, True where query t may see key s (s <= t)."""
+    return torch.ones(T, T, dtype=torch.bool, device=device).tril()
 
 
 class CausalSelfAttention(nn.Module):
@@ -188,24 +228,20 @@ class CausalSelfAttention(nn.Module):
         q, k = self.q_norm(q), self.k_norm(k)
         if rope is not None:
             q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+        mask = None  # without a cache: causal over the T tokens
         if cache is not None:
-            k, v = cache.store(self.layer, k, v)  # (B, nkv, S, hs), S = positions so far
-        S = k.size(2)
+            k, v, mask = cache.store(self.layer, k, v)  # (B, nkv, S, hs), S = max_len; mask (T, S)
         groups = self.n_head // self.n_kv_head  # query heads per k/v head (1: plain multi-head)
         if self.manual:
             if groups > 1:  # each group of heads reads the same k, v
                 k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)  # (B, nh, S, hs)
             att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(self.hs))  # (B, nh, T, S)
-            att = att.masked_fill(~causal_mask(T, S, x.device), float("-inf"))
+            att = att.masked_fill(~(causal_mask(T, x.device) if mask is None else mask), float("-inf"))
             att = self.attn_dropout(F.softmax(att, dim=-1))
             y = att @ v  # (B, nh, T, S) x (B, nh, S, hs) -> (B, nh, T, hs)
         else:
-            # is_causal masks the upper triangle of a square (T, T). With a cache the T new queries
-            # sit at the end of S keys: one query (decoding) sees every key, so it needs no mask and
-            # the flash kernel still applies; several (a prefill after the first) need it explicitly.
-            # enable_gqa lets the kernel read each k/v head for its group, without copying the cache.
-            mask = causal_mask(T, S, x.device) if T != S and T > 1 else None
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=T == S and T > 1,
+            # enable_gqa lets the kernel read each k/v head for its group, without copying the cache
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None and T > 1,
                                                dropout_p=self.dropout if self.training else 0.0,
                                                enable_gqa=groups > 1)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, nh, T, hs) -> (B, T, C): merge heads
@@ -233,11 +269,12 @@ class SynthesizerAttention(nn.Module):
         B, T, C = x.size()
         h = F.relu(self.w1(x)).view(B, T, self.n_head, self.hs).transpose(1, 2)  # (B, nh, T, hs)
         v = self.value(x).view(B, T, self.n_head, self.hs).transpose(1, 2)  # (B, nh, T, hs)
+        mask = causal_mask(T, x.device)
         if cache is not None:
-            _, v = cache.store(self.layer, None, v)  # (B, nh, S, hs)
+            _, v, mask = cache.store(self.layer, None, v)  # (B, nh, S, hs), S = block_size; mask (T, S)
         S = v.size(2)
         att = h @ self.w2[:, :S] + self.b2[:S]  # (B, nh, T, hs) x (hs, S) -> (B, nh, T, S)
-        att = att.masked_fill(~causal_mask(T, S, x.device), float("-inf"))
+        att = att.masked_fill(~mask, float("-inf"))
         att = self.attn_dropout(F.softmax(att, dim=-1))
         y = (att @ v).transpose(1, 2).contiguous().view(B, T, C)  # (B, nh, T, hs) -> (B, T, C)
         return self.resid_dropout(self.c_proj(y))
@@ -303,12 +340,14 @@ class GPT(nn.Module):
             ln_f=make_norm(cfg),
         ))
         if cfg.use_rope:  # fixed tables, not parameters, and not saved: they follow from the config
-            cos, sin = rope_tables(cfg.head_dim, cfg.block_size, cfg.rope_theta)
+            # twice block_size positions: a rolling KV cache runs on past block_size (see forward)
+            cos, sin = rope_tables(cfg.head_dim, 2 * cfg.block_size, cfg.rope_theta)
             self.register_buffer("rope_cos", cos, persistent=False)
             self.register_buffer("rope_sin", sin, persistent=False)
         else:  # learned absolute positions (GPT-2)
             self.transformer.wpe = nn.Embedding(cfg.block_size, cfg.n_embd)
         self.lm_head = nn.Linear(cfg.n_embd, cfg.padded_vocab, bias=False)
+        self.compiled_step = None  # compile_decoding() sets it: the one-token cached forward, compiled
         if cfg.tie_embeddings:
             # one matrix both ways (Press & Wolf 2017); torch.compile warns about this but handles it
             self.transformer.wte.weight = self.lm_head.weight
@@ -347,26 +386,48 @@ class GPT(nn.Module):
         targets (B, T) when given (targets equal to ignore_index do not count).
         With a cache, idx holds only the new tokens; their positions continue from cache.pos."""
         B, T = idx.size()
-        pos0 = 0 if cache is None else cache.pos
-        if pos0 + T > self.config.block_size:
-            raise ValueError(f"sequence of {pos0 + T} tokens is longer than block_size={self.config.block_size}")
-        x = self.transformer.wte(idx)  # (B, T, C)
-        rope = None
-        if self.config.use_rope:
-            rope = (self.rope_cos[pos0:pos0 + T], self.rope_sin[pos0:pos0 + T])  # (T, hs/2) each
+        block = self.config.block_size
+        if cache is None:
+            if T > block:
+                raise ValueError(f"sequence of {T} tokens is longer than block_size={block}")
+            logits = self.run(idx, torch.arange(T, device=idx.device))
         else:
-            x = x + self.transformer.wpe(torch.arange(pos0, pos0 + T, device=idx.device))  # (T, C) broadcast
-        x = self.transformer.drop(x)
-        for block in self.transformer.h:
-            x = block(x, rope, cache)
-        if cache is not None:
-            cache.pos += T  # the one place positions advance
-        logits = self.lm_head(self.transformer.ln_f(x))  # (B, T, padded V)
-        logits = logits[..., :self.config.vocab_size]  # (B, T, V): padded rows are never sampled or scored
+            if not cache.rolling and cache.pos + T > block:
+                raise ValueError(f"sequence of {cache.pos + T} tokens is longer than block_size={block}")
+            if cache.rolling and cache.pos + T > self.rope_cos.size(0):  # past the rotary table: move back
+                cache.rebase(block, self.rope_cos[block], self.rope_sin[block])
+            cache.check(T, idx.device)
+            step = self.compiled_step if T == 1 and self.compiled_step is not None else self.cached_step
+            logits = step(idx, cache)
+            cache.advance(T)  # the one place positions advance
         if targets is None:
             return logits, None
         loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.view(-1), ignore_index=ignore_index)
         return logits, loss
+
+    def run(self, idx, pos, cache=None):
+        """idx (B, T) token ids at positions pos (T,) -> logits (B, T, V)."""
+        x = self.transformer.wte(idx)  # (B, T, C)
+        rope = None
+        if self.config.use_rope:
+            rope = (self.rope_cos[pos], self.rope_sin[pos])  # (T, hs/2) each
+        else:
+            x = x + self.transformer.wpe(pos)  # (T, C) broadcast
+        x = self.transformer.drop(x)
+        for block in self.transformer.h:
+            x = block(x, rope, cache)
+        logits = self.lm_head(self.transformer.ln_f(x))  # (B, T, padded V)
+        return logits[..., :self.config.vocab_size]  # (B, T, V): padded rows are never sampled or scored
+
+    def cached_step(self, idx, cache):
+        """run() for the tokens after those in the cache. It reads the position from a tensor
+        and writes cache.slots and cache.mask, so a compiled one-token step never recompiles."""
+        return self.run(idx, cache.begin(idx.size(1), idx.device), cache)
+
+    def compile_decoding(self, mode=None):
+        """torch.compile the one-token cached step (static shapes: it is traced once); prefills
+        stay eager, since their lengths vary. mode='reduce-overhead' adds CUDA graphs on a GPU."""
+        self.compiled_step = torch.compile(self.cached_step, dynamic=False, mode=mode)
 
     def configure_optimizers(self, weight_decay, learning_rate, betas, device_type, optimizer="adamw", muon_lr=0.02):
         """A list of torch.optim optimizers that together update every parameter once. Weight
@@ -394,8 +455,9 @@ class GPT(nn.Module):
         adamw = torch.optim.AdamW(groups, lr=learning_rate, betas=betas, fused=fused)
         if optimizer == "adamw":
             return [adamw]
+        from optim import Muon, muon_dtype  # the project's Muon: it picks the dtype it orthogonalises in
         matrices = [p for p in params if id(p) in hidden]
-        return [adamw, torch.optim.Muon(matrices, lr=muon_lr, weight_decay=weight_decay)]
+        return [adamw, Muon(matrices, lr=muon_lr, weight_decay=weight_decay, ns_dtype=muon_dtype(device_type))]
 
     def flops_per_token(self):
         """Training FLOPs per token, forward + backward: 6N for the matrices plus the
@@ -419,13 +481,18 @@ class GPT(nn.Module):
         """Yield one (B, 1) tensor of new tokens per step, continuing idx (B, T).
 
         The model sees at most block_size tokens. When the window is full, it slides:
-        the last block_size // 2 tokens become the new window and are prefilled afresh
-        (positions restart at 0, which learned positions and Synthesizer require).
-        With use_cache=False every step recomputes the whole window, so both modes see
-        exactly the same contexts and give the same logits."""
+        - learned positions and Synthesizer: the last block_size // 2 tokens become the new
+          window and are prefilled afresh (positions restart at 0, which both require);
+        - rotary positions with the cache: the cache rolls (KVCache, rolling=True), one token
+          at a time, with no prefill;
+        - rotary positions without the cache: every step reads the last block_size tokens.
+        use_cache=False recomputes the whole window at every step. It gives the cached logits
+        exactly, except for a rotary model of two or more layers past block_size: there the
+        rolling cache's older keys still carry context from before the window."""
         block = self.config.block_size
-        keep = max(1, block // 2)
-        cache = KVCache(self.config.n_layer, block) if use_cache else None
+        rolling = self.config.use_rope  # rotary scores depend only on the distance between tokens
+        keep = block if rolling else max(1, block // 2)  # tokens kept when the window slides
+        cache = KVCache(self.config.n_layer, block, rolling) if use_cache else None
         n = min(idx.size(1), block)  # tokens in the current window
         feed = idx[:, -n:]  # what the next forward reads: the whole window, or with a cache the newest token
         done = torch.zeros(idx.size(0), dtype=torch.bool, device=idx.device)  # rows that emitted eos_token
@@ -439,7 +506,9 @@ class GPT(nn.Module):
             if eos_token is not None and done.all():
                 return
             idx = torch.cat((idx, nxt), dim=1)  # (B, T + 1)
-            if n == block:  # no room for nxt: slide the window and prefill it afresh
+            if n == block and cache is not None and rolling:  # the cache makes room by itself
+                feed = nxt
+            elif n == block:  # no room for nxt: slide the window and prefill it afresh
                 n = keep
                 if cache is not None:
                     cache.reset()
@@ -472,7 +541,11 @@ def sample_next(logits, temperature=1.0, top_k=None, top_p=None, generator=None)
         sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
         logits = torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
     probs = F.softmax(logits, dim=-1)
-    return torch.multinomial(probs, num_samples=1, generator=generator)
+    # a draw from probs: argmax of p_i / E_i with E_i ~ Exp(1) picks i with probability p_i (the
+    # exponential form of the Gumbel-max trick); a few elementwise ops, where torch.multinomial
+    # costs about as much as a small model's whole decoding step on a CPU
+    noise = torch.empty_like(probs).exponential_(generator=generator)
+    return (probs / noise).argmax(dim=-1, keepdim=True)
 
 
 # ---------------------------------------------------------- Hugging Face GPT-2 weights

@@ -103,7 +103,7 @@ def build_model(cfg, state, device, dtype, fsdp, activation_checkpointing=False,
     fully_shard(model, mesh=mesh, mp_policy=mp)
     model.to_empty(device=device)
     if cfg.use_rope:  # buffers outside the state dict: computed, as GPT.__init__ does
-        cos, sin = rope_tables(cfg.head_dim, cfg.block_size, cfg.rope_theta)
+        cos, sin = rope_tables(cfg.head_dim, 2 * cfg.block_size, cfg.rope_theta)
         model.rope_cos.copy_(cos)
         model.rope_sin.copy_(sin)
     if fill:

@@ -34,7 +34,7 @@ top_p = 1.0  # nucleus sampling: keep the most likely tokens up to this total pr
 seed = 1337
 device = "auto"
 dtype = "auto"
-compile = False  # torch.compile the forward; about 40 s to compile on a 2-core CPU, so only for long runs
+compile = False  # torch.compile the one-token decoding step: a one-off compile, then faster tokens
 use_cache = True  # KV cache: each new token costs one position, not the whole context
 stream = False  # print tokens as they come (first sample only, then the rest)
 data_dir = ""  # where the tokenizer's meta.json (or nanoGPT's meta.pkl) is, if not found by itself
@@ -50,8 +50,8 @@ def main():
     except (OSError, RuntimeError, ValueError) as e:
         sys.exit(f"error: {e}")
     model = model.to(device_).eval()
-    if compile:
-        model.forward = torch.compile(model.forward, dynamic=True)  # stream() calls self(...): compile that
+    if compile:  # CUDA graphs on a GPU; the inductor CPU backend here
+        model.compile_decoding(mode="reduce-overhead" if device_.startswith("cuda") else None)
 
     prompt = start
     if prompt.startswith("FILE:"):
@@ -71,14 +71,15 @@ def main():
         for k in range(num_samples):
             if stream:
                 print(prompt, end="", flush=True)
-                ids, shown = [], ""
+                pending = []  # tokens not printed yet: a BPE token may hold part of a character's bytes
                 for nxt in model.stream(x, max_new_tokens, **kwargs):
-                    ids.append(nxt[0].item())
-                    text = tok.decode(ids)  # the whole continuation: a BPE token may hold half a character
-                    if not text.endswith("\ufffd"):  # so wait for the rest of it before printing
-                        print(text[len(shown):], end="", flush=True)
-                        shown = text
-                print(tok.decode(ids)[len(shown):] + "\n---------------")
+                    pending.append(nxt[0].item())
+                    text = tok.decode(pending)
+                    # wait for the rest of a character (UTF-8 has at most 4 bytes, so 4 tokens)
+                    if not text.endswith("\ufffd") or len(pending) >= 4:
+                        print(text, end="", flush=True)
+                        pending = []
+                print(tok.decode(pending) + "\n---------------")
             else:
                 y = model.generate(x, max_new_tokens, **kwargs)
                 print(tok.decode(y[0].tolist()))

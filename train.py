@@ -159,7 +159,7 @@ if __name__ == "__main__":
     dtype = resolve_dtype(dtype, device)
     if error := dtype_error(dtype, device) or (fsdp and fsdp_error(optimizer, dtype)):
         sys.exit(f"error: {error}")
-    if device_type == "cpu" and master and (warning := bf16_warning(dtype, optimizer, cpu_has_bf16())):
+    if device_type == "cpu" and master and (warning := bf16_warning(dtype, cpu_has_bf16())):
         print(warning, file=sys.stderr)
     ctx = autocast_context(device, dtype)
     # fp16 gradients underflow without loss scaling; bf16 and fp32 need none

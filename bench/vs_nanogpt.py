@@ -25,8 +25,9 @@ README, with --out_dir in the work folder: --device=cpu --compile=False --eval_i
    does) and gptlab's (checkpoint.load_model) generate --sample_tokens tokens from it: fp32, the
    one-token prompt "\\n", temperature 0.8, top_k 200 (sample.py's defaults), at each of
    --sample_batches, after one warm-up of 4 tokens; tokens/s is the best of --repeats alternating
-   runs. gptlab goes through model.generate with its KV cache (the default); nanoGPT's generate
-   runs the whole context every token. --gpt2_shape=True adds GPT-2 124M's shape, random weights,
+   runs. gptlab goes through model.generate with its KV cache (the default), once eager and once
+   with its one-token step compiled (GPT.compile_decoding, as sample.py --compile=True; the
+   warm-up compiles it); nanoGPT's generate runs the whole context every token. --gpt2_shape=True adds GPT-2 124M's shape, random weights,
    100 tokens at batch 1.
 2. train: ARGS = RECIPE with N = --train_iters, against gptlab's `train.py
    config/train_shakespeare_char_cpu.py --pad_vocab=False --dtype=float32 --max_iters=N
@@ -206,26 +207,32 @@ def sample_part(args, work, rows):
     theirs = nano.GPT(nano.GPTConfig(**ckpt["model_args"]))
     theirs.load_state_dict({k.removeprefix("_orig_mod."): v for k, v in ckpt["model"].items()})  # as its sample.py
     ours, tok, _ = load_model("resume", ckpt_dir, DATA)
-    shapes = [("char 6x384 (nanoGPT ckpt)", theirs, ours, args.sample_tokens, args.sample_batches)]
+    ours_compiled = load_model("resume", ckpt_dir, DATA)[0]
+    ours_compiled.compile_decoding()
+    shapes = [("char 6x384 (nanoGPT ckpt)", theirs, (ours, ours_compiled), args.sample_tokens, args.sample_batches)]
     if args.gpt2_shape:  # GPT-2 124M's shape, random weights
         torch.manual_seed(args.seed)
         shapes.append(("GPT-2 124M shape", nano.GPT(nano.GPTConfig(block_size=1024, vocab_size=50257, n_layer=12,
                                                                      n_head=12, n_embd=768, dropout=0.0, bias=True)),
-                       GPT(GPTConfig(block_size=1024, vocab_size=50257, n_layer=12, n_head=12, n_embd=768)), 100, [1]))
+                       (GPT(GPTConfig(block_size=1024, vocab_size=50257, n_layer=12, n_head=12, n_embd=768)),),
+                       100, [1]))
     for label, theirs, ours, n_tokens, batches in shapes:
         theirs.eval()
-        ours.eval()
         gen = lambda: torch.Generator().manual_seed(args.seed)  # noqa: E731
-        models = {"nanoGPT": lambda idx, n: theirs.generate(idx, n, temperature=0.8, top_k=200),
-                  "gptlab": lambda idx, n: ours.generate(idx, n, temperature=0.8, top_k=200, generator=gen())}
+        models = {"nanoGPT": lambda idx, n: theirs.generate(idx, n, temperature=0.8, top_k=200)}
+        for name, model in zip(("gptlab", "gptlab, compiled decoding"), ours):  # eager, and compile_decoding()
+            model.eval()
+            models[name] = lambda idx, n, model=model: model.generate(idx, n, temperature=0.8, top_k=200,
+                                                                       generator=gen())
         for B in batches:
             print(f"sampling {label}, batch {B}, {n_tokens} tokens, nanoGPT and gptlab...", flush=True)
             prompt = torch.tensor([tok.encode("\n")] * B, dtype=torch.long)  # (B, 1)
             with torch.no_grad():
                 tps = time_sampling(models, prompt, n_tokens, args.repeats, args.seed)
-            rows.append((f"sample {label}, batch {B}, {n_tokens} tokens: tokens/s (best of {args.repeats})",
-                         f"{tps['nanoGPT']:,.0f}", f"{tps['gptlab']:,.0f}",
-                         f"{tps['gptlab'] / tps['nanoGPT']:.2f}x (gptlab/nanoGPT)"))
+            for name in list(models)[1:]:
+                rows.append((f"sample {label}, batch {B}, {n_tokens} tokens: tokens/s (best of {args.repeats}), {name}",
+                             f"{tps['nanoGPT']:,.0f}", f"{tps[name]:,.0f}",
+                             f"{tps[name] / tps['nanoGPT']:.2f}x (gptlab/nanoGPT)"))
 
 
 def nanogpt_cmd(args, iters, out_dir, eval_at_end=False):

@@ -237,14 +237,16 @@ def test_adafactor_takes_the_batched_path_on_cuda():
     assert on_gpu.defaults["foreach"] is True and not on_cpu.defaults["foreach"]
 
 
-def test_decoding_one_token_passes_no_mask_and_gqa_copies_no_cache(monkeypatch):
-    """A query of length 1 sees every cached key: SDPA gets no mask (so the flash kernel can run)
-    and, with grouped-query attention, the k/v heads as stored (enable_gqa, no repeat_interleave)."""
+def test_cached_attention_reads_the_whole_buffer_with_a_mask_and_gqa_copies_no_cache(monkeypatch):
+    """With a cache, SDPA always gets the whole (max_len) buffer and a mask of what each new token
+    may see: the same shapes at every decoding step, so a compiled step (CUDA graphs on a GPU)
+    is traced once. Grouped-query attention reads the k/v heads as stored (enable_gqa, no
+    repeat_interleave)."""
     import torch.nn.functional as F
     seen, real = [], F.scaled_dot_product_attention
 
     def spy(q, k, v, attn_mask=None, is_causal=False, enable_gqa=False, **kw):
-        seen.append((q.size(2), k.size(2), q.size(1), k.size(1), attn_mask is None, is_causal, enable_gqa))
+        seen.append((q.size(2), k.size(2), q.size(1), k.size(1), attn_mask.clone(), is_causal, enable_gqa))
         return real(q, k, v, attn_mask=attn_mask, is_causal=is_causal, enable_gqa=enable_gqa, **kw)
 
     model = GPT(GPTConfig(n_layer=1, n_head=4, n_kv_head=2, n_embd=32, block_size=16, vocab_size=11)).eval()
@@ -252,8 +254,11 @@ def test_decoding_one_token_passes_no_mask_and_gqa_copies_no_cache(monkeypatch):
     monkeypatch.setattr(torch.Tensor, "repeat_interleave", lambda *a, **k: pytest.fail("the cache was copied"))
     with torch.no_grad():
         model.generate(torch.zeros(2, 3, dtype=torch.long), 3, temperature=0.0)
-    assert seen[0] == (3, 3, 4, 2, True, True, True)  # the prefill: causal, no explicit mask
-    assert seen[1:] == [(1, s, 4, 2, True, False, True) for s in (4, 5)]  # each decode step: no mask at all
+    assert [s[:4] + s[5:] for s in seen] == [(3, 16, 4, 2, False, True), (1, 16, 4, 2, False, True),
+                                            (1, 16, 4, 2, False, True)]
+    slots = torch.arange(16)
+    assert torch.equal(seen[0][4], slots[None, :] <= torch.arange(3)[:, None])  # the prefill: causal
+    assert torch.equal(seen[1][4], (slots <= 3)[None, :]) and torch.equal(seen[2][4], (slots <= 4)[None, :])
 
 
 def test_evaluate_answers_in_fp32_whatever_the_dtype(monkeypatch):

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from model import GPT, GPTConfig
-from optim import apply_lr, get_lr, load_optimizer_states, remember_initial_lr
+from optim import Muon, apply_lr, get_lr, load_optimizer_states, remember_initial_lr
 
 
 def old_loop_rates(optimizers, it, lr_cfg, muon_lr):
@@ -19,7 +19,7 @@ def old_loop_rates(optimizers, it, lr_cfg, muon_lr):
     else:
         lr = get_lr(it, learning_rate, lr_cfg["min_lr"], lr_cfg["warmup_iters"], lr_cfg["lr_decay_iters"],
                     lr_cfg["use_warmup"], lr_cfg["use_cosine"])
-    return [[lr * muon_lr / learning_rate if isinstance(opt, torch.optim.Muon) else lr for _ in opt.param_groups]
+    return [[lr * muon_lr / learning_rate if isinstance(opt, Muon) else lr for _ in opt.param_groups]
             for opt in optimizers]
 
 

@@ -14,7 +14,7 @@ from conftest import copy_run, exit_message, quietly, run
 from model import GPT, GPTConfig
 from plot import read_log
 from checkpoint import load_checkpoint, model_from_checkpoint
-from optim import scaling_law_lr
+from optim import Muon, muon_dtype, newton_schulz, scaling_law_lr
 
 TINY = ["--device=cpu", "--dtype=float32", "--n_layer=2", "--n_head=2", "--n_embd=32", "--block_size=32", "--batch_size=8",
         "--gradient_accumulation_steps=1", "--eval_iters=2", "--log_interval=1", "--warmup_iters=2", "--compile=False"]
@@ -72,7 +72,7 @@ def test_muon_takes_the_block_matrices_and_adamw_the_rest():
     torch.manual_seed(0)
     m = GPT(GPTConfig(n_layer=2, n_head=2, n_embd=32, block_size=16, vocab_size=65, tie_embeddings=False))
     adamw, muon = m.configure_optimizers(0.1, 1e-3, (0.9, 0.95), "cpu", "muon", muon_lr=0.05)
-    assert isinstance(adamw, torch.optim.AdamW) and isinstance(muon, torch.optim.Muon)
+    assert isinstance(adamw, torch.optim.AdamW) and isinstance(muon, Muon)
     name = {id(p): n for n, p in m.named_parameters()}
     in_muon = {name[id(p)] for g in muon.param_groups for p in g["params"]}
     in_adamw = {name[id(p)] for g in adamw.param_groups for p in g["params"]}
@@ -82,6 +82,58 @@ def test_muon_takes_the_block_matrices_and_adamw_the_rest():
     assert muon.param_groups[0]["lr"] == 0.05 and adamw.param_groups[0]["lr"] == 1e-3
     [ada] = m.configure_optimizers(0.1, 1e-2, (0.9, 0.95), "cpu", "adafactor")
     assert isinstance(ada, torch.optim.Adafactor)
+
+
+@pytest.mark.parametrize("shape", [(48, 16), (16, 48), (32, 32)])
+def test_newton_schulz_orthogonalises_each_matrix_of_a_batch(shape):
+    G = torch.randn(3, *shape, generator=torch.Generator().manual_seed(0))
+    O = newton_schulz(G)
+    s, sg = torch.linalg.svdvals(O), torch.linalg.svdvals(G)  # (3, min(shape)) each
+    assert (sg.max(-1).values / sg.min(-1).values).min() > 2  # G's singular values spread widely
+    assert s.max() < 1.3 and s.median() > 0.7  # O's near 1 (5 steps leave the very smallest behind)
+    U, _, Vh = torch.linalg.svd(G, full_matrices=False)
+    cos = (O * (U @ Vh)).sum(dim=(-2, -1)) / (O.norm(dim=(-2, -1)) * min(shape) ** 0.5)
+    assert cos.min() > 0.95  # and in the direction of U V^T
+    assert torch.allclose(torch.stack([newton_schulz(g) for g in G]), O, atol=1e-5)  # batched = one by one
+
+
+def test_muon_orthogonalises_in_fp32_on_a_cpu_without_bf16_units(monkeypatch):
+    for amx, want in ((False, "float32"), (True, "bfloat16")):
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+        assert muon_dtype("cpu") == want
+        m = GPT(GPTConfig(n_layer=1, n_head=2, n_embd=16, block_size=8, vocab_size=11))
+        assert m.configure_optimizers(0.1, 1e-3, (0.9, 0.95), "cpu", "muon")[1].param_groups[0]["ns_dtype"] == want
+    assert muon_dtype("cuda") == "bfloat16" and muon_dtype("mps") == "float32"
+
+
+def test_our_muon_takes_torchs_muon_steps(monkeypatch):
+    """The same update as torch.optim.Muon (Nesterov momentum, the sqrt(max(1, rows/cols)) scale,
+    decoupled weight decay), with torch's orthogonalisation swapped for ours in fp32 for both;
+    ours batches the same-shaped matrices. Then the two orthogonalisations in bf16 agree."""
+    import torch.optim._muon as torch_muon
+    monkeypatch.setattr(torch_muon, "_zeropower_via_newtonschulz", lambda g, *a: newton_schulz(g))
+    torch.manual_seed(0)
+    mats = [torch.randn(24, 8), torch.randn(8, 24), torch.randn(24, 8)]
+    ours, theirs = [m.clone().requires_grad_() for m in mats], [m.clone().requires_grad_() for m in mats]
+    opt_ours = Muon(ours, lr=0.05, weight_decay=0.1, ns_dtype="float32")
+    opt_theirs = torch.optim.Muon(theirs, lr=0.05, weight_decay=0.1)
+    for step in range(4):
+        grads = [torch.randn(m.shape, generator=torch.Generator().manual_seed(10 * step + i)) for i, m in enumerate(mats)]
+        for params, opt in ((ours, opt_ours), (theirs, opt_theirs)):
+            for p, g in zip(params, grads):
+                p.grad = g.clone()
+            opt.step()
+    for a, b, m in zip(ours, theirs, mats):
+        assert not torch.allclose(a, m, atol=1e-2)  # they moved
+        assert torch.allclose(a, b, atol=1e-6)
+    assert torch.equal(opt_ours.state[ours[1]]["momentum_buffer"], opt_theirs.state[theirs[1]]["momentum_buffer"])
+    monkeypatch.undo()
+    g = torch.randn(24, 8)
+    bf16 = newton_schulz(g, dtype=torch.bfloat16).float()
+    torchs = torch_muon._zeropower_via_newtonschulz(g, (3.4445, -4.7750, 2.0315), 5, 1e-7).float()
+    for other in (torchs, newton_schulz(g)):  # bf16 rounds each of the 15 products: the same direction
+        assert F.cosine_similarity(bf16.flatten(), other.flatten(), dim=0) > 0.99
 
 
 # ---------------------------------------------------------------- learning_rate='auto'

@@ -175,8 +175,7 @@ def test_cpu_has_bf16_reads_torch_probes_and_warns(monkeypatch):
         monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)  # raising=True: the probe exists
         monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512)
         assert device.cpu_has_bf16() == (amx or avx512)
-    assert "--dtype=float32" in device.bf16_warning("bfloat16", "adamw", has_bf16=False)
-    assert "Muon" in device.bf16_warning("float32", "muon", has_bf16=False)
-    assert device.bf16_warning("float32", "adamw", has_bf16=False) is None
-    assert device.bf16_warning("bfloat16", "muon", has_bf16=True) is None
+    assert "--dtype=float32" in device.bf16_warning("bfloat16", has_bf16=False)
+    assert device.bf16_warning("float32", has_bf16=False) is None
+    assert device.bf16_warning("bfloat16", has_bf16=True) is None
 
