@@ -1,6 +1,6 @@
 # Speedrun on a CPU with bf16 units (AMX or AVX512-BF16: Intel Sapphire Rapids and later, AMD Zen 4
-# and later): config/speedrun_shakespeare_char_cpu.py with bf16 autocast and Muon, which reached the
-# target at 225 iterations. On a CPU without bf16 units torch emulates bf16 and this is many times
+# and later): config/speedrun_shakespeare_char_cpu.py with bf16 autocast, which reached the target
+# at 225 iterations. On a CPU without bf16 units torch emulates bf16 and this is many times
 # slower than the fp32 config (train.py warns).
 #   python data/shakespeare_char/prepare.py && python train.py config/speedrun_shakespeare_char_cpu_bf16.py
 
@@ -10,9 +10,3 @@ out_dir = "out-speedrun-shakespeare-char-cpu-bf16"
 dtype = "bfloat16"  # AMX: the matmuls ran ~3x faster than fp32 at this size
 # 74 ms a step against 142 with the fused attention, whose bf16 backward is slow
 attn_impl = "manual"
-# Muon on the blocks' matrices: a 4-layer trial needed 300 steps instead of AdamW's 500
-optimizer = "muon"
-muon_lr = 0.05
-learning_rate = 4e-3  # AdamW's, for the embedding (tied with the head) and the norm gains
-max_iters = 300  # the cosine schedule's length; the target comes at 225
-lr_decay_iters = max_iters
