@@ -41,6 +41,21 @@ data_dir = ""  # where the tokenizer's meta.json (or nanoGPT's meta.pkl) is, if 
 # ------------------------------------------------------------------------------
 
 
+def text_pieces(tok, ids):
+    """The text of a stream of token ids, piece by piece as they come, each token decoded once
+    (not the whole continuation again at every token). A BPE token may hold part of a character's
+    UTF-8 bytes: its piece waits for the tokens that complete it (at most 4 bytes, so 4 tokens)."""
+    pending = []
+    for i in ids:
+        pending.append(i)
+        text = tok.decode(pending)
+        if not text.endswith("\ufffd") or len(pending) >= 4:
+            yield text
+            pending = []
+    if pending:
+        yield tok.decode(pending)
+
+
 def main():
     device_ = resolve_device(device)
     setup_device(device_)
@@ -71,15 +86,9 @@ def main():
         for k in range(num_samples):
             if stream:
                 print(prompt, end="", flush=True)
-                pending = []  # tokens not printed yet: a BPE token may hold part of a character's bytes
-                for nxt in model.stream(x, max_new_tokens, **kwargs):
-                    pending.append(nxt[0].item())
-                    text = tok.decode(pending)
-                    # wait for the rest of a character (UTF-8 has at most 4 bytes, so 4 tokens)
-                    if not text.endswith("\ufffd") or len(pending) >= 4:
-                        print(text, end="", flush=True)
-                        pending = []
-                print(tok.decode(pending) + "\n---------------")
+                for text in text_pieces(tok, (nxt[0].item() for nxt in model.stream(x, max_new_tokens, **kwargs))):
+                    print(text, end="", flush=True)
+                print("\n---------------")
             else:
                 y = model.generate(x, max_new_tokens, **kwargs)
                 print(tok.decode(y[0].tolist()))

@@ -166,3 +166,18 @@ def test_compiled_decoding_equals_eager(name, impl):
     assert torch.allclose(cached_logits(compiled, idx, prefill=5), cached_logits(eager, idx, prefill=5), atol=1e-4)
     prompt = idx[:, :3]
     assert torch.equal(compiled.generate(prompt, 2 * BLOCK, temperature=0), eager.generate(prompt, 2 * BLOCK, temperature=0))
+
+
+def test_rolling_cache_bench_scores_the_same_tokens_three_ways():
+    """bench/rolling_cache.py: for one layer the rolling cache and the recomputed window give the
+    same loss; the half-window re-prefill sees less context, so a different one."""
+    import importlib.util
+    import os
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench", "rolling_cache.py")
+    spec = importlib.util.spec_from_file_location("rolling_cache", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    model = tiny("sdpa", dict(use_rope=True), n_layer=1)
+    ids = torch.randint(0, V, (4 * BLOCK,), generator=torch.Generator().manual_seed(10))
+    window, rolling, half = (f(model, ids, BLOCK) for f in (bench.window, bench.rolling, bench.half_window))
+    assert window == pytest.approx(rolling, rel=1e-5) and abs(half - window) > 1e-3

@@ -268,3 +268,18 @@ def test_hf_settings_we_do_not_implement_are_named():
                                  activation_function="relu").to_dict()
     with pytest.raises(ValueError, match="activation_function='relu', scale_attn_by_inverse_layer_idx=True"):
         gpt2_config_from_hf(hf)
+
+
+def test_streamed_text_decodes_each_token_once_and_waits_for_split_characters():
+    import sample
+    from data.common import Tokenizer
+    tok = Tokenizer({"kind": "tiktoken", "name": "gpt2"})
+    text = "naïve café — 東京 🙂 done"
+    ids = tok.encode(text)
+    assert any(tok.decode([i]).endswith("\ufffd") for i in ids)  # some characters span tokens
+    seen = []
+    real = tok.decode
+    tok.decode = lambda chunk: seen.append(len(chunk)) or real(chunk)
+    pieces = list(sample.text_pieces(tok, iter(ids)))
+    assert "".join(pieces) == text and not any("\ufffd" in p for p in pieces)
+    assert sum(seen) < 2 * len(ids) and max(seen) <= 4  # no re-decoding of the whole continuation
