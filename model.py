@@ -232,7 +232,9 @@ class CausalSelfAttention(nn.Module):
         if cache is not None:
             k, v, mask = cache.store(self.layer, k, v)  # (B, nkv, S, hs), S = max_len; mask (T, S)
         groups = self.n_head // self.n_kv_head  # query heads per k/v head (1: plain multi-head)
-        if self.manual:
+        # a compiled cached step takes the hand-written form too: the compiler fuses it with what is
+        # around it, where the fused kernel is a library call (about 8% less per token on a CPU)
+        if self.manual or (cache is not None and torch.compiler.is_compiling()):
             if groups > 1:  # each group of heads reads the same k, v
                 k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)  # (B, nh, S, hs)
             att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(self.hs))  # (B, nh, T, S)
@@ -427,7 +429,8 @@ class GPT(nn.Module):
     def compile_decoding(self, mode=None):
         """torch.compile the one-token cached step (static shapes: it is traced once); prefills
         stay eager, since their lengths vary. mode='reduce-overhead' adds CUDA graphs on a GPU."""
-        self.compiled_step = torch.compile(self.cached_step, dynamic=False, mode=mode)
+        options = None if mode else {"cpp_wrapper": True}  # the graph called from C++: ~10% less per token on a CPU
+        self.compiled_step = torch.compile(self.cached_step, dynamic=False, mode=mode, options=options)
 
     def configure_optimizers(self, weight_decay, learning_rate, betas, device_type, optimizer="adamw", muon_lr=0.02):
         """A list of torch.optim optimizers that together update every parameter once. Weight
