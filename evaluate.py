@@ -37,6 +37,9 @@ stored and what the question retrieves can be read off.
 How each task scores, and the figures to expect: docs/evaluation.md.
 """
 
+import contextlib
+import importlib.machinery
+import importlib.util
 import json
 import math
 import os
@@ -265,10 +268,11 @@ def rolling_pairs(ids, prefix, block):
 
 # ----------------------------------------------------------------------------- hellaswag
 
-HELLASWAG_URL = "https://raw.githubusercontent.com/rowanz/hellaswag/master/data/hellaswag_val.jsonl"
-# None: the file's sha256 was not verified where this was written (no network); download() then
-# checks nothing. Pin it from a trusted copy: sha256sum hellaswag_val.jsonl
-HELLASWAG_SHA256 = None
+# HellaSwag's validation file at a pinned commit of its repository (the version of 2019-05-29), and
+# the git blob id that the repository's tree gives it there (data.common.checksum_of)
+HELLASWAG_URL = ("https://raw.githubusercontent.com/rowanz/hellaswag/"
+                 "a29ff8e9a04bba4bd6588223785ce105328adc57/data/hellaswag_val.jsonl")
+HELLASWAG_CHECKSUM = "git-blob:0f5ee25d72216f12317d5d8a7b92deafa423d81e"
 
 
 def read_hellaswag(path):
@@ -305,7 +309,7 @@ def hellaswag_file():
         return input
     dest = os.path.join(dataset_dir("hellaswag"), "hellaswag_val.jsonl")
     os.makedirs(os.path.dirname(dest), exist_ok=True)
-    return download(HELLASWAG_URL, dest, HELLASWAG_SHA256)
+    return download(HELLASWAG_URL, dest, HELLASWAG_CHECKSUM)
 
 
 # ----------------------------------------------------------------------------- lm_eval
@@ -382,12 +386,37 @@ def run_lm_eval(model, tok):
         sys.exit("error: --task=lm_eval needs lm-evaluation-harness: pip install lm-eval")
     if not lm_eval_tasks:
         sys.exit("error: --task=lm_eval needs --lm_eval_tasks=NAME[,NAME...] (lm-eval ls tasks lists them)")
-    manager = TaskManager(include_path=lm_eval_include or None)
-    results = lm_eval.simple_evaluate(model=harness_lm(model, tok), tasks=lm_eval_tasks.split(","),
-                                      task_manager=manager, limit=limit or None,
-                                      num_fewshot=None if num_fewshot < 0 else num_fewshot)
+    with hf_evaluate_as_evaluate():
+        manager = TaskManager(include_path=lm_eval_include or None)
+        results = lm_eval.simple_evaluate(model=harness_lm(model, tok), tasks=lm_eval_tasks.split(","),
+                                          task_manager=manager, limit=limit or None,
+                                          num_fewshot=None if num_fewshot < 0 else num_fewshot)
     print(make_table(results))
     return results
+
+
+@contextlib.contextmanager
+def hf_evaluate_as_evaluate():
+    """While the harness runs, `import evaluate` gives Hugging Face's evaluate package (which
+    lm-eval installs, and which some tasks' metrics import), not this file: run from the
+    repository, the script's own folder comes first on sys.path and its name would win."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    ours = sys.modules.get("evaluate")  # this file, where something imported it as a module
+    path = [p for p in sys.path if os.path.abspath(p or os.curdir) != here]
+    spec = importlib.machinery.PathFinder.find_spec("evaluate", path)
+    if spec is None or (ours is not None and os.path.dirname(os.path.abspath(ours.__file__)) != here):
+        yield  # not installed (the tasks that need it fail as anywhere), or already Hugging Face's
+        return
+    hf = importlib.util.module_from_spec(spec)
+    sys.modules["evaluate"] = hf
+    try:
+        spec.loader.exec_module(hf)
+        yield
+    finally:
+        if ours is None:
+            sys.modules.pop("evaluate", None)
+        else:
+            sys.modules["evaluate"] = ours
 
 
 # ----------------------------------------------------------------------------- main

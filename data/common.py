@@ -215,18 +215,31 @@ class Tokenizer:
         return np.array(flat, dtype=dtype), np.array(lens, dtype=np.int64)
 
 
-def sha256_of(path):
-    h = hashlib.sha256()
+def checksum_of(path, kind):
+    """A file's hex digest: kind 'sha256', or 'git-blob', the id git gives the file's bytes (the
+    sha1 of b"blob SIZE\\0" and the bytes: what `git hash-object FILE` prints), which a repository's
+    tree lists for each file at each commit: a file can be pinned from that listing alone."""
+    h = hashlib.sha256() if kind == "sha256" else hashlib.sha1(b"blob %d\0" % os.path.getsize(path))
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
 
 
-def download(url, dest, sha256=None, timeout=30):
-    """Fetch url to dest (skipped when dest already holds the right bytes). Raises
-    ConnectionError with a one-line message when the network is unreachable."""
-    if os.path.isfile(dest) and (sha256 is None or sha256_of(dest) == sha256):
+def matches(path, checksum):
+    """Does the file match checksum, 'sha256:HEX' or 'git-blob:HEX'?"""
+    kind, _, want = checksum.partition(":")
+    if kind not in ("sha256", "git-blob"):
+        raise ValueError(f"checksum {checksum!r}: give 'sha256:HEX' or 'git-blob:HEX'")
+    return checksum_of(path, kind) == want
+
+
+def download(url, dest, checksum, timeout=30):
+    """Fetch url to dest, checked against checksum ('sha256:HEX' or 'git-blob:HEX'); skipped when
+    dest already holds the right bytes. The bytes go to dest + '.part' first, so a failed or
+    interrupted download leaves no dest. Raises ConnectionError with a one-line message when the
+    network is unreachable, ValueError when the bytes do not match."""
+    if os.path.isfile(dest) and matches(dest, checksum):
         return dest
     tmp = dest + ".part"
     try:
@@ -237,9 +250,9 @@ def download(url, dest, sha256=None, timeout=30):
         if os.path.exists(tmp):
             os.remove(tmp)
         raise ConnectionError(f"could not download {url} ({e}); pass --input=PATH to use a local copy") from None
-    if sha256 is not None and sha256_of(tmp) != sha256:
+    if not matches(tmp, checksum):
         os.remove(tmp)
-        raise ValueError(f"{url} downloaded, but its sha256 is not {sha256}; the file changed or was damaged")
+        raise ValueError(f"{url} downloaded, but it does not match {checksum}; the file changed or was damaged")
     os.replace(tmp, dest)
     return dest
 
@@ -279,7 +292,7 @@ def read_text_file(path):
 # at a pinned commit of a mirror, so that the checksum keeps matching when Gutenberg re-issues it
 DON_QUIXOTE_URL = ("https://raw.githubusercontent.com/P-C-R-P/ML-Don-Quixote/"
                    "5e4568f650fee0400b001f971b57fe3f132803e7/don_quixote.txt")
-DON_QUIXOTE_SHA256 = "a1e5d836d41c6877014c7564ad43e0e95c58e76fcb5075f8ab946104a68c3e29"
+DON_QUIXOTE_CHECKSUM = "sha256:a1e5d836d41c6877014c7564ad43e0e95c58e76fcb5075f8ab946104a68c3e29"
 
 
 def strip_gutenberg(text):
@@ -294,13 +307,13 @@ def strip_gutenberg(text):
     return text[start:end].strip() + "\n"
 
 
-def read_gutenberg(url, sha256, input_path, out_dir):
+def read_gutenberg(url, checksum, input_path, out_dir):
     """The cleaned book (strip_gutenberg) from input_path, else downloaded once to out_dir/input.txt
-    and checked against sha256. Raises DataError, ConnectionError or ValueError (a bad checksum)."""
+    and checked against checksum. Raises DataError, ConnectionError or ValueError (a bad checksum)."""
     path = input_path
     if not path:
         os.makedirs(out_dir, exist_ok=True)
-        path = download(url, os.path.join(out_dir, "input.txt"), sha256)
+        path = download(url, os.path.join(out_dir, "input.txt"), checksum)
     return strip_gutenberg(read_text_file(path))
 
 

@@ -375,3 +375,32 @@ def test_tokenizer_answers_vocab_size_and_encodes_documents():
     assert ids[:3].tolist() == [31373, 995, 50256] and ids[-1] == 50256
     assert 50256 not in ids[3:-1].tolist()  # a literal <|endoftext|> inside a document is only text
     assert bpe.encode("a<|endoftext|>")[-1] == 50256  # in a prompt it is the special token
+
+
+def test_download_checks_sha256_and_git_blob_ids_and_keeps_no_bad_bytes(tmp_path):
+    """download() on a file:// URL (no network): a checksum that matches keeps the file, one that
+    does not leaves neither the file nor its .part. A git-blob id is what `git hash-object` prints."""
+    import hashlib
+    import shutil
+    import subprocess
+
+    from data.common import checksum_of, download
+    src = tmp_path / "src.jsonl"
+    data = '{"ctx": "caf\u00e9"}\r\n'.encode() * 300
+    src.write_bytes(data)
+    sha = hashlib.sha256(data).hexdigest()
+    if shutil.which("git"):
+        blob = subprocess.run(["git", "hash-object", str(src)], capture_output=True, text=True, check=True).stdout.strip()
+        assert checksum_of(str(src), "git-blob") == blob
+    # git's object ids, by its own definition: sha1 over a "blob <size>\0" header and the bytes
+    assert checksum_of(str(src), "git-blob") == hashlib.sha1(b"blob %d\0%b" % (len(data), data)).hexdigest()
+    url = src.as_uri()
+    for checksum in (f"sha256:{sha}", f"git-blob:{checksum_of(str(src), 'git-blob')}"):
+        dest = tmp_path / f"{checksum[:6]}.jsonl"
+        assert download(url, str(dest), checksum) == str(dest) and dest.read_bytes() == data
+    dest = tmp_path / "bad.jsonl"
+    with pytest.raises(ValueError, match="does not match git-blob:0000"):
+        download(url, str(dest), "git-blob:" + "0" * 40)
+    assert not dest.exists() and not (tmp_path / "bad.jsonl.part").exists()
+    with pytest.raises(ValueError, match="give 'sha256:HEX' or 'git-blob:HEX'"):
+        download(url, str(dest), "md5:abc")

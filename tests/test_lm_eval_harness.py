@@ -77,6 +77,25 @@ metric_list:
     higher_is_better: true
 """
 
+# a task whose metric imports Hugging Face's evaluate package, as squadv2's and xquad's do: run from
+# the repository, evaluate.py must not take that name
+METRIC_YAML = TASK_YAML.replace("local_hellaswag", "local_hf_metric").replace("""metric_list:
+  - metric: acc
+    aggregation: mean
+    higher_is_better: true
+  - metric: acc_norm
+""", """process_results: !function utils.process_results
+metric_list:
+  - metric: hf_evaluate
+""")
+METRIC_UTILS = """\
+import evaluate
+
+
+def process_results(doc, results):
+    return {"hf_evaluate": float(hasattr(evaluate, "load") and hasattr(evaluate, "EvaluationModule"))}
+"""
+
 DRIVER = """\
 import json, sys
 sys.path.insert(0, {root!r})
@@ -97,8 +116,8 @@ for name, lm, args in [("gptlab", harness_lm(model.eval(), tok), None),
                                     sorted(r["samples"]["local_hellaswag"], key=lambda s: s["doc_id"])]}}
 # and the command line, in this process (importing the harness takes most of the time), timed
 import contextlib, io, runpy, time
-sys.argv = ["evaluate.py", "--out_dir={run}", "--task=lm_eval", "--lm_eval_tasks=local_hellaswag",
-            "--lm_eval_include={tasks}", "--device=cpu"]
+sys.argv = ["evaluate.py", "--out_dir={run}", "--task=lm_eval", "--lm_eval_tasks=local_hellaswag,local_hf_metric",
+            "--lm_eval_include={cli_tasks}", "--device=cpu"]
 printed, t0 = io.StringIO(), time.time()
 with contextlib.redirect_stdout(printed):
     runpy.run_path({root!r} + "/evaluate.py", run_name="__main__")
@@ -124,12 +143,17 @@ def test_harness_gives_the_same_scores_through_the_adapter_and_through_hf(tmp_pa
     tasks = tmp_path / "tasks"
     tasks.mkdir()
     (tasks / "local_hellaswag.yaml").write_text(TASK_YAML.format(data=data))
+    cli_tasks = tmp_path / "cli_tasks"  # the command line's: both tasks
+    cli_tasks.mkdir()
+    (cli_tasks / "local_hellaswag.yaml").write_text(TASK_YAML.format(data=data))
+    (cli_tasks / "local_hf_metric.yaml").write_text(METRIC_YAML.format(data=data))
+    (cli_tasks / "utils.py").write_text(METRIC_UTILS)
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", HF_DATASETS_CACHE=str(tmp_path / "cache"),
                TOKENIZERS_PARALLELISM="false", PYTHONUNBUFFERED="1")
     result = tmp_path / "result.json"
     driver = tmp_path / "driver.py"
     driver.write_text(DRIVER.format(root=ROOT, run=str(tmp_path / "run"), hf=str(tmp_path / "hf"),
-                                    tasks=str(tasks), result=str(result)))
+                                    tasks=str(tasks), cli_tasks=str(cli_tasks), result=str(result)))
     p = subprocess.run([sys.executable, str(driver)], cwd=str(tmp_path), env=env, capture_output=True, text=True,
                        timeout=600)
     assert p.returncode == 0, p.stderr[-3000:]
@@ -139,5 +163,7 @@ def test_harness_gives_the_same_scores_through_the_adapter_and_through_hf(tmp_pa
     for ours, theirs in zip(r["gptlab"]["loglikelihoods"], r["hf"]["loglikelihoods"]):
         assert ours == pytest.approx(theirs, abs=1e-4)
 
-    assert "local_hellaswag" in r["cli"] and "acc_norm" in r["cli"]  # evaluate.py --task=lm_eval
+    assert "local_hellaswag" in r["cli"] and "acc_norm" in r["cli"], r["cli"]  # evaluate.py --task=lm_eval
+    row = next(line for line in r["cli"].splitlines() if "hf_evaluate" in line)
+    assert "1.0000" in [cell.strip() for cell in row.split("|")], r["cli"]  # the metric saw Hugging Face's evaluate, not this repository's
     print(f"evaluate.py --task=lm_eval on {len(EXAMPLES)} examples, harness imported: {r['cli_s']:.1f} s")

@@ -21,7 +21,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-from data.common import (DON_QUIXOTE_SHA256, DON_QUIXOTE_URL, GPT2_BPE, DataError, Tokenizer,  # noqa: E402
+from data.common import (DON_QUIXOTE_CHECKSUM, DON_QUIXOTE_URL, GPT2_BPE, DataError, Tokenizer,  # noqa: E402
                          read_gutenberg, write_dataset)
 
 
@@ -32,7 +32,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
 
     try:
-        text = read_gutenberg(DON_QUIXOTE_URL, DON_QUIXOTE_SHA256, args.input, args.out_dir)
+        text = read_gutenberg(DON_QUIXOTE_URL, DON_QUIXOTE_CHECKSUM, args.input, args.out_dir)
     except (DataError, ConnectionError, ValueError) as e:  # ValueError: a download with the wrong checksum
         sys.exit(f"error: {e}")
     print(f"length of the novel in characters: {len(text):,}")

@@ -20,7 +20,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-from data.common import DON_QUIXOTE_SHA256, DON_QUIXOTE_URL, DataError, read_gutenberg, write_char_dataset  # noqa: E402
+from data.common import DON_QUIXOTE_CHECKSUM, DON_QUIXOTE_URL, DataError, read_gutenberg, write_char_dataset  # noqa: E402
 
 
 def main(argv=None):
@@ -30,7 +30,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
 
     try:
-        text = read_gutenberg(DON_QUIXOTE_URL, DON_QUIXOTE_SHA256, args.input, args.out_dir)
+        text = read_gutenberg(DON_QUIXOTE_URL, DON_QUIXOTE_CHECKSUM, args.input, args.out_dir)
     except (DataError, ConnectionError, ValueError) as e:  # ValueError: a download with the wrong checksum
         sys.exit(f"error: {e}")
     write_char_dataset(args.out_dir, text, source=args.input or DON_QUIXOTE_URL)

@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from data.common import download, write_char_dataset  # noqa: E402
 
 URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
-SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
+CHECKSUM = "sha256:86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
 
 
 def fallback_text():
@@ -44,7 +44,7 @@ def read_text(input_path, out_dir):
             sys.exit(f"error: {input_path} is not UTF-8 text (byte {e.start}); convert it, e.g. iconv -t utf-8")
     path = os.path.join(out_dir, "input.txt")
     try:
-        download(URL, path, SHA256)
+        download(URL, path, CHECKSUM)
     except ConnectionError as e:
         print(f"warning: {e}\nwarning: falling back to Python's pydoc reference text (not Shakespeare)")
         return fallback_text(), "pydoc_data.topics"
