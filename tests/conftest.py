@@ -101,13 +101,67 @@ def fixture(*parts):
 
 def run(*args, check=True, timeout=600, env=None, **kw):
     """Run a repo script in a subprocess (from the repo root), offline like this process;
-    returns CompletedProcess."""
+    returns CompletedProcess. A plain train.py run (no env or subprocess options, no compile,
+    no wandb) runs in this process instead (run_train_here): the same script as __main__, but
+    without the seconds each new interpreter spends importing torch."""
+    if args[0] == "train.py" and env is None and not kw and not any(
+            a.startswith(("--compile=True", "--wandb_log=True")) for a in args):
+        p = run_train_here(list(args))
+        if check and p.returncode != 0:
+            raise AssertionError(f"{' '.join(args)} failed ({p.returncode}):\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}")
+        return p
     env = dict(env or os.environ, PYTHONUNBUFFERED="1")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [OFFLINE, env.get("PYTHONPATH")]))
     p = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env, **kw)
     if check and p.returncode != 0:
         raise AssertionError(f"{' '.join(args)} failed ({p.returncode}):\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}")
     return p
+
+
+def run_train_here(args):
+    """`python train.py ARGS` from the repo root, run in this process: what it prints to stdout
+    and stderr and its exit status, as a CompletedProcess. A sys.exit("error: ...") prints its
+    line to stderr and gives status 1, as python does; an exception prints its traceback. What the
+    run changes in the process is put back: the signal handlers it installs, the random states
+    it seeds, the working directory, and the warning filters (every warning it raises is printed
+    to its stderr, as in a new interpreter, not collected by pytest)."""
+    import random
+    import signal
+    import traceback
+    import warnings
+
+    import numpy as np
+    import torch
+    out, err = io.StringIO(), io.StringIO()
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    states = (random.getstate(), np.random.get_state(), torch.get_rng_state())
+    saved_argv, saved_cwd, code = sys.argv, os.getcwd(), 0
+    sys.argv = args
+    os.chdir(ROOT)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            warnings.resetwarnings()
+            warnings.simplefilter("default")
+            warnings.showwarning = lambda msg, cat, fname, line, file=None, text=None: err.write(
+                warnings.formatwarning(msg, cat, fname, line, text))
+            try:
+                runpy.run_path(os.path.join(ROOT, "train.py"), run_name="__main__")
+            except SystemExit as e:
+                if isinstance(e.code, str):
+                    err.write(e.code + "\n")
+                code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+            except Exception:
+                err.write(traceback.format_exc())
+                code = 1
+    finally:
+        sys.argv = saved_argv
+        os.chdir(saved_cwd)
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+        random.setstate(states[0])
+        np.random.set_state(states[1])
+        torch.set_rng_state(states[2])
+    return subprocess.CompletedProcess(["train.py", *args[1:]], code, out.getvalue(), err.getvalue())
 
 
 def quietly(fn, *args):
