@@ -155,7 +155,11 @@ class Tokenizer:
             self.stoi = {c: i for i, c in enumerate(self.chars)}
         elif self.kind == "tiktoken":
             import tiktoken
-            self.enc = tiktoken.get_encoding(spec["name"])
+            try:
+                self.enc = tiktoken.get_encoding(spec["name"])
+            except Exception as e:  # tiktoken downloads an encoding's files on first use; offline that fails
+                raise ConnectionError(f"could not load the tiktoken encoding {spec['name']} ({type(e).__name__}); "
+                                      f"go online once, or set TIKTOKEN_CACHE_DIR to a folder holding its files") from None
             self.eot = self.enc.eot_token
         elif self.kind == "hf":
             from tokenizers import Tokenizer as HFTokenizer
@@ -339,10 +343,8 @@ def tokenizer_from_arg(name_or_file, out_dir):
         spec = {"kind": "tiktoken", "name": name_or_file}
         try:
             tok = Tokenizer(spec)
-        except Exception as e:  # tiktoken downloads its vocabulary once; offline that fails
-            raise ConnectionError(f"could not load the tiktoken encoding {name_or_file} ({type(e).__name__}); "
-                                  f"set TIKTOKEN_CACHE_DIR to a folder holding its files, or pass "
-                                  f"--tokenizer=path/to/tokenizer.json") from None
+        except ConnectionError as e:
+            raise ConnectionError(f"{e}, or pass --tokenizer=path/to/tokenizer.json") from None
     if tok.eot is None:
         raise DataError(f"tokenizer {name_or_file} has no <|endoftext|> token to separate documents; "
                         f"train it with <|endoftext|> as a special token")

@@ -365,6 +365,25 @@ def test_every_script_fails_with_one_clear_line(tmp_path, monkeypatch):
         assert words in lines[0], (args, lines[0])
 
 
+def test_gpt2_bpe_without_its_files_offline_is_one_line(tmp_path, monkeypatch, network_attempts):
+    """tiktoken fetches an encoding's files on first use: offline, with an empty cache, the GPT-2
+    BPE datasets' prepare scripts and every reader of a BPE run say what to do in one line."""
+    import tiktoken.registry
+
+    import data.don.prepare as don
+    import data.shakespeare.prepare as shakespeare
+    from data.common import Tokenizer
+    monkeypatch.setattr(tiktoken.registry, "ENCODINGS", {})  # nothing loaded in this process yet
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path / "empty_cache"))
+    for main, text in [(shakespeare.main, "tinyshakespeare.txt"), (don.main, "don_quixote_pg996_slice.txt")]:
+        line = exit_message(main, [f"--input={fixture(text)}", f"--out_dir={tmp_path / 'out'}"])
+        assert "could not load the tiktoken encoding gpt2" in line and "TIKTOKEN_CACHE_DIR" in line, line
+    with pytest.raises(ConnectionError, match="go online once, or set TIKTOKEN_CACHE_DIR"):
+        Tokenizer({"kind": "tiktoken", "name": "gpt2"})  # what evaluate.py and sample.py print as their error
+    assert network_attempts()  # it tried, and was refused
+    assert not os.path.exists(tmp_path / "out" / "train.bin")
+
+
 def test_tokenizer_answers_vocab_size_and_encodes_documents():
     chars = Tokenizer({"kind": "char", "chars": "\nabc"})
     assert chars.vocab_size == 4 and chars.encode_ordinary(["ab", "c"]) == [[1, 2], [3]]

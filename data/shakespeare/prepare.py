@@ -27,7 +27,10 @@ def main(argv=None):
 
     text, source = read_text(args.input, args.out_dir)
     spec = {"kind": "tiktoken", "name": "gpt2"}
-    tok = Tokenizer(spec)
+    try:
+        tok = Tokenizer(spec)
+    except ConnectionError as e:  # GPT-2's BPE files, which tiktoken downloads once
+        sys.exit(f"error: {e}")
     n = int(0.9 * len(text))  # split the text 90/10, then encode each part
     train_ids, val_ids = tok.encode_ordinary([text[:n], text[n:]])
     meta = write_dataset(args.out_dir, train_ids, val_ids, tokenizer=spec, vocab_size=tok.vocab_size, source=source)
