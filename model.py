@@ -400,7 +400,7 @@ class GPT(nn.Module):
                 cache.rebase(block, self.rope_cos[block], self.rope_sin[block])
             cache.check(T, idx.device)
             step = self.compiled_step if T == 1 and self.compiled_step is not None else self.cached_step
-            logits = step(idx, cache)
+            logits = step(idx.contiguous(), cache)  # a column sliced from a (B, T) batch would recompile the step
             cache.advance(T)  # the one place positions advance
         if targets is None:
             return logits, None
