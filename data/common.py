@@ -157,7 +157,7 @@ class Tokenizer:
             import tiktoken
             try:
                 self.enc = tiktoken.get_encoding(spec["name"])
-            except Exception as e:  # tiktoken downloads an encoding's files on first use; offline that fails
+            except OSError as e:  # tiktoken downloads an encoding's files on first use; offline that fails
                 raise ConnectionError(f"could not load the tiktoken encoding {spec['name']} ({type(e).__name__}); "
                                       f"go online once, or set TIKTOKEN_CACHE_DIR to a folder holding its files") from None
             self.eot = self.enc.eot_token

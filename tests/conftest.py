@@ -107,12 +107,11 @@ def run(*args, check=True, timeout=600, env=None, **kw):
     if args[0] == "train.py" and env is None and not kw and not any(
             a.startswith(("--compile=True", "--wandb_log=True")) for a in args):
         p = run_train_here(list(args))
-        if check and p.returncode != 0:
-            raise AssertionError(f"{' '.join(args)} failed ({p.returncode}):\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}")
-        return p
-    env = dict(env or os.environ, PYTHONUNBUFFERED="1")
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [OFFLINE, env.get("PYTHONPATH")]))
-    p = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env, **kw)
+    else:
+        env = dict(env or os.environ, PYTHONUNBUFFERED="1")
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [OFFLINE, env.get("PYTHONPATH")]))
+        p = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+                           env=env, **kw)
     if check and p.returncode != 0:
         raise AssertionError(f"{' '.join(args)} failed ({p.returncode}):\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}")
     return p

@@ -33,13 +33,10 @@ def main(argv=None):
 
     try:
         text = read_gutenberg(DON_QUIXOTE_URL, DON_QUIXOTE_CHECKSUM, args.input, args.out_dir)
+        tok = Tokenizer(GPT2_BPE)  # ConnectionError offline without GPT-2's BPE files (tiktoken fetches them once)
     except (DataError, ConnectionError, ValueError) as e:  # ValueError: a download with the wrong checksum
         sys.exit(f"error: {e}")
     print(f"length of the novel in characters: {len(text):,}")
-    try:
-        tok = Tokenizer(GPT2_BPE)
-    except ConnectionError as e:  # GPT-2's BPE files, which tiktoken downloads once
-        sys.exit(f"error: {e}")
     n = int(0.9 * len(text))  # split the text 90/10, then encode each part
     train_ids, val_ids = tok.encode_ordinary([text[:n], text[n:]])
     meta = write_dataset(args.out_dir, train_ids, val_ids, tokenizer=GPT2_BPE, vocab_size=tok.vocab_size,
