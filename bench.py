@@ -76,6 +76,7 @@ fsdp = False  # under torchrun: FSDP2 instead of DDP (train.py's key)
 activation_checkpointing = False
 # bench.py's own
 real_data = True  # batches from data/<dataset>/train.bin; False: random token ids
+check_batches = True  # check every batch's ids against the vocabulary on the CPU, as train.py does (False: to time the check)
 num_steps = 50  # timed steps, after warmup_steps untimed ones
 warmup_steps = 10
 profile = False  # torch.profiler trace of a few steps, written to bench_trace.json
@@ -117,9 +118,11 @@ def main():
         meta = load_meta(ddir)
         data = open_tokens(ddir, "train", meta)
         vocab = vocab_size or meta["vocab_size"]
+        checked = meta["vocab_size"] if check_batches else None
     else:
         vocab = vocab_size or GPTConfig.vocab_size
         data = rng.integers(0, vocab, size=max(100 * block_size, 1_000_000), dtype=np.int64)
+        checked = vocab if check_batches else None
 
     model_args = {f.name: globals()[f.name] for f in fields(GPTConfig)}
     model_args["vocab_size"] = vocab
@@ -142,7 +145,8 @@ def main():
     def step():
         starts = draw_batch_starts(rng, len(data), block_size, gradient_accumulation_steps, batch_size)
         for micro in range(accum):
-            X, Y = get_batch(data, starts[rank * accum + micro], block_size, device_)
+            X, Y = get_batch(data, starts[rank * accum + micro], block_size, device_, checked,
+                             getattr(data, "filename", "random ids"))
             if distributed:
                 sync_gradients(step_model, model, sharded, micro == accum - 1)
             with ctx:

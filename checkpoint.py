@@ -11,7 +11,8 @@ A checkpoint is a dict saved with torch.save and read back with weights_only=Tru
 one never runs code: "model" (the plain module's state dict), "model_args" (GPTConfig fields),
 "optimizer" (a list, one state dict per optimizer), "scaler", "iter_num", "best_val_loss",
 "config" (every train.py key), "rng" (one entry per rank, with that rank's GPU generator),
-"batch_rng", "elapsed_s".
+"batch_rng", "elapsed_s", and "tokenizer" (data.common.tokenizer_identity of the dataset it
+trained on: a run is never resumed, finetuned or sampled with another tokenizer's ids).
 """
 
 import json
@@ -20,12 +21,14 @@ import random
 import shutil
 import subprocess
 import sys
+import time
 from dataclasses import fields
 
 import numpy as np
 import torch
 
-from data.common import GPT2_BPE, Tokenizer, dataset_dir, find_meta
+from data.common import (GPT2_BPE, Tokenizer, dataset_dir, describe_tokenizer, find_meta, same_tokenizer,
+                         tokenizer_identity)
 from model import GPT, GPTConfig
 
 
@@ -56,12 +59,19 @@ def set_rng_state(state):
 def save_checkpoint(ckpt, path, keep_last=0):
     """Write atomically: a temp file in the same folder, flushed to disk, then renamed over
     the old one. A crash at any moment leaves either the old or the new checkpoint whole.
-    With keep_last > 0 the newest keep_last saves also stay as ckpt-<iter>.pt beside it."""
+    A failed write (a full disk) removes the temp file and raises OSError with one line that
+    says how much space the checkpoint needs. With keep_last > 0 the newest keep_last saves also
+    stay as ckpt-<iter>.pt beside it."""
     tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        torch.save(ckpt, f)
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(ckpt, f)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:  # a full disk, a quota, a vanished mount: the old checkpoint is untouched
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise OSError(write_failure(path, e, tensor_bytes(ckpt))) from None
     os.replace(tmp, path)
     if keep_last > 0:
         folder = os.path.dirname(path) or "."
@@ -75,6 +85,30 @@ def save_checkpoint(ckpt, path, keep_last=0):
         old = sorted(f for f in os.listdir(folder) if f.startswith("ckpt-") and f.endswith(".pt"))
         for f in old[:-keep_last]:
             os.remove(os.path.join(folder, f))
+
+
+def tensor_bytes(obj):
+    """Bytes of every tensor in a (nested) checkpoint dict: about what its file needs on disk."""
+    if torch.is_tensor(obj):
+        return obj.numel() * obj.element_size()
+    if isinstance(obj, dict):
+        return sum(tensor_bytes(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(tensor_bytes(v) for v in obj)
+    return 0
+
+
+def write_failure(path, error, needed):
+    """The one line for a checkpoint that could not be written: why, how much it needs, how much
+    is free, and that the previous save is still whole."""
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        free = f"{shutil.disk_usage(folder).free / 1e9:.2f} GB is free there"
+    except OSError:
+        free = "the free space there is unknown"
+    why = error.strerror or str(error) if isinstance(error, OSError) else str(error)
+    return (f"could not write the checkpoint {path} ({why}): it needs about {needed / 1e9:.2f} GB and {free}; "
+            f"the previous save is untouched")
 
 
 def load_checkpoint(path):
@@ -111,6 +145,40 @@ def model_from_checkpoint(ckpt):
     return model
 
 
+def check_tokenizer(saved, model_vocab, meta, data_dir, source):
+    """Raise ValueError, one line naming both, unless the dataset in data_dir (meta: its meta.json)
+    uses the tokenizer that the checkpoint at source was trained with. saved: the checkpoint's
+    "tokenizer" record; a checkpoint from before the record has none, and then only the size of
+    the vocabulary can be checked (model_vocab: the model's)."""
+    if saved:
+        now = tokenizer_identity(meta, data_dir)
+        if not same_tokenizer(saved, now):
+            raise ValueError(f"{source} was trained on {describe_tokenizer(saved)} but {data_dir} holds "
+                             f"{describe_tokenizer(now)}; a model reads only its own tokenizer's ids: use a "
+                             f"dataset prepared with the same tokenizer, or train from scratch")
+    elif meta["vocab_size"] > model_vocab:
+        raise ValueError(f"{data_dir} has {meta['vocab_size']} token ids but the model of {source} knows "
+                         f"{model_vocab}; use a dataset prepared with the model's tokenizer, or train from scratch")
+
+
+def existing_run(out_dir):
+    """What out_dir already holds, as 'ckpt.pt at iter 600, saved 2026-12-04 10:31' (a sharded
+    ckpt_dcp too), or None: a new run there would write over it."""
+    path, link = os.path.join(out_dir, "ckpt.pt"), os.path.join(out_dir, "ckpt_dcp")
+    found = path if os.path.isfile(path) else link if os.path.lexists(link) else None
+    if found is None:
+        return None
+    try:
+        if found == path:
+            it = load_checkpoint(path)["iter_num"]
+        else:
+            it = torch.load(os.path.join(link, "run.pt"), map_location="cpu", weights_only=True)["iter_num"]
+    except Exception:  # damaged or unfinished: still a run someone may want back
+        it = "? (unreadable)"
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(os.lstat(found).st_mtime))
+    return f"{os.path.basename(found)} at iter {it}, saved {when}"
+
+
 def tokenizer_folders(out_dir, ckpt, data_dir=""):
     """Where a run's tokenizer may be: data_dir if given, else out_dir, then the folder of the
     dataset the run trained on."""
@@ -120,12 +188,16 @@ def tokenizer_folders(out_dir, ckpt, data_dir=""):
 
 def load_model(init_from="resume", out_dir="out", data_dir=""):
     """A model to use, for sample.py, evaluate.py and ablate.py: (the GPT on the CPU, its Tokenizer,
-    {"config", "iter_num"} of the run, empty for pretrained weights). init_from: 'resume' (out_dir's
-    ckpt.pt, its tokenizer from tokenizer_folders), OpenAI's GPT-2 names, or 'hf:PATH'."""
+    {"config", "iter_num", "tokenizer"} of the run, empty for pretrained weights). init_from: 'resume'
+    (out_dir's ckpt.pt, its tokenizer from tokenizer_folders, which must be the one it trained
+    with: check_tokenizer), OpenAI's GPT-2 names, or 'hf:PATH'."""
     if init_from == "resume":
-        ckpt = load_checkpoint(os.path.join(out_dir, "ckpt.pt"))
+        path = os.path.join(out_dir, "ckpt.pt")
+        ckpt = load_checkpoint(path)
         meta, folder = find_meta(tokenizer_folders(out_dir, ckpt, data_dir), ckpt["model_args"]["vocab_size"])
-        run = {"config": ckpt.get("config", {}), "iter_num": ckpt.get("iter_num")}
+        if folder is not None:  # a tokenizer found on disk, not GPT-2's assumed for a GPT-2-sized model
+            check_tokenizer(ckpt.get("tokenizer"), ckpt["model_args"]["vocab_size"], meta, folder, path)
+        run = {"config": ckpt.get("config", {}), "iter_num": ckpt.get("iter_num"), "tokenizer": ckpt.get("tokenizer")}
         return model_from_checkpoint(ckpt), Tokenizer.from_meta(meta, folder), run
     if init_from not in GPT2_NAMES and not init_from.startswith("hf:"):
         raise ValueError(f"unknown --init_from={init_from!r}; use 'resume', "
@@ -230,13 +302,14 @@ def upgrade_nanogpt_checkpoint(ckpt):
     return ckpt
 
 
-def start_from(init_from, model_args, chosen, meta, data_dir, resume_ckpt=None):
+def start_from(init_from, model_args, chosen, meta, data_dir, resume_ckpt=None, out_dir="out"):
     """What train.py's --init_from starts a run from. model_args: the GPTConfig fields as the
     run's keys set them; chosen: the keys the user set (a config file or --key=value); meta: the
     dataset's meta.json (in data_dir); resume_ckpt: out_dir's checkpoint, for 'resume'.
     Returns (model_args, ckpt): the model to build, and None for 'scratch', the whole checkpoint
     for 'resume', or {"model": weights} to start from weights only (a fresh optimizer, iteration
-    count and random states). Raises ValueError with one line that says what to do."""
+    count and random states). A checkpoint must have been trained with the dataset's tokenizer
+    (check_tokenizer). Raises ValueError with one line that says what to do."""
     model_args = dict(model_args)
     if init_from == "scratch":
         model_args["vocab_size"] = model_args["vocab_size"] or meta["vocab_size"]
@@ -244,13 +317,16 @@ def start_from(init_from, model_args, chosen, meta, data_dir, resume_ckpt=None):
             raise ValueError(f"--vocab_size={model_args['vocab_size']} is smaller than the dataset's {meta['vocab_size']}")
         return model_args, None
     if init_from == "resume" or init_from.startswith("ckpt:"):  # ckpt:PATH: another run's weights, to finetune
-        ckpt = resume_ckpt
+        ckpt, source = resume_ckpt, resume_ckpt.get("sharded") if resume_ckpt else None
+        source = source or os.path.join(out_dir, "ckpt.pt")
         if init_from != "resume":
             path = init_from[len("ckpt:"):]
+            source = os.path.join(path, "ckpt.pt") if os.path.isdir(path) else path
             try:
-                ckpt = load_checkpoint(os.path.join(path, "ckpt.pt") if os.path.isdir(path) else path)
+                ckpt = load_checkpoint(source)
             except (FileNotFoundError, RuntimeError) as e:
                 raise ValueError(str(e)) from None
+        check_tokenizer(ckpt.get("tokenizer"), ckpt["model_args"]["vocab_size"], meta, data_dir, source)
         # a flag newer than the checkpoint takes GPTConfig's default: the model as it was saved
         saved_args = {**{f.name: f.default for f in fields(GPTConfig)}, **ckpt["model_args"]}
         clash = [f"{k}={chosen[k]!r} (checkpoint: {v!r})" for k, v in saved_args.items()

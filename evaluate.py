@@ -51,9 +51,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from checkpoint import load_model
+from checkpoint import check_tokenizer, load_model
 from configurator import configure
-from data.common import Tokenizer, dataset_dir, download, load_meta, open_tokens
+from data.common import DataError, Tokenizer, check_token_ids, dataset_dir, download, load_meta, open_tokens
 from data.loader import estimate_loss, open_batches
 from device import autocast_context, resolve_device, resolve_dtype, setup_device
 
@@ -543,6 +543,8 @@ def main():
             else:
                 ddir = dataset_dir(cfg.get("dataset", ""), data_dir or cfg.get("data_dir", ""))
             meta = load_meta(ddir)
+            if run:  # the dataset must speak the checkpoint's tokenizer
+                check_tokenizer(run.get("tokenizer"), model.config.vocab_size, meta, ddir, f"{out_dir}/ckpt.pt")
             print(f"dataset {ddir}")
     except (OSError, RuntimeError, ValueError) as e:
         sys.exit(f"error: {e}")
@@ -552,9 +554,9 @@ def main():
     if name == "loss":
         try:
             batches = open_batches(ddir, split, meta, model.config.block_size, device_)
-        except (FileNotFoundError, ValueError) as e:
+            loss = estimate_loss(model, {split: batches}, eval_iters, batch_size, ctx, seed, rank, world_size)[split]
+        except (FileNotFoundError, ValueError) as e:  # DataError: a batch's ids outside the vocabulary
             sys.exit(f"error: {e}")
-        loss = estimate_loss(model, {split: batches}, eval_iters, batch_size, ctx, seed, rank, world_size)[split]
         if master:
             print(f"{split} loss {loss:.4f}, perplexity {math.exp(loss):.2f} ({eval_iters} batches of {batch_size})")
     elif name == "bpb":
@@ -564,7 +566,12 @@ def main():
             sys.exit(f"error: {ddir} has {meta['vocab_size']} token ids but the model knows {model.config.vocab_size}; "
                      f"prepare it with the model's tokenizer")
         data_tok = Tokenizer.from_meta(meta, ddir)  # the bytes are those of the dataset's own ids
-        r = bits_per_byte(model, open_tokens(ddir, split, meta), data_tok, batch_size, ctx, rank, world_size)
+        try:
+            tokens = open_tokens(ddir, split, meta)
+            check_token_ids(tokens, meta["vocab_size"], tokens.filename)  # one pass reads it all anyway
+        except DataError as e:
+            sys.exit(f"error: {e}")
+        r = bits_per_byte(model, tokens, data_tok, batch_size, ctx, rank, world_size)
         if master:
             print(f"{split} loss {r['loss']:.4f}, perplexity {r['perplexity']:.2f} per token; "
                   f"{r['bpb']:.4f} bits per byte ({r['tokens']:,} tokens, {r['bytes']:,} bytes, one full pass)")

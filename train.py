@@ -32,8 +32,8 @@ from dataclasses import fields
 import numpy as np
 import torch
 
-from checkpoint import run_info, rng_state, save_checkpoint, set_rng_state, start_from
-from data.common import dataset_dir, load_meta
+from checkpoint import existing_run, run_info, rng_state, save_checkpoint, set_rng_state, start_from
+from data.common import DataError, dataset_dir, load_meta, tokenizer_identity
 from data.loader import estimate_loss, open_batches
 from device import (autocast_context, bf16_warning, cpu_has_bf16, dtype_error, lookup_peak_flops, resolve_device,
                     resolve_dtype, setup_device)
@@ -54,6 +54,7 @@ ckpt_interval = 0  # also save every this many iterations regardless of val loss
 target_val_loss = 0.0  # stop at the first evaluation whose val loss is at most this, and save (0: off)
 init_from = "scratch"  # 'scratch', 'resume' (from out_dir/ckpt.pt), or 'ckpt:PATH' (its weights only, to finetune)
 # ... or OpenAI's 'gpt2', 'gpt2-medium', 'gpt2-large', 'gpt2-xl', or 'hf:PATH' (a local Hugging Face GPT-2 folder)
+overwrite = False  # let a new run (any init_from but 'resume') start in an out_dir that holds a checkpoint, replacing it
 # wandb (works offline with WANDB_MODE=offline)
 wandb_log = False
 wandb_project = "gptlab"
@@ -111,6 +112,9 @@ if __name__ == "__main__":
     # so on several nodes out_dir and ckpt:PATH must be on a filesystem that every node sees
     on_other_node = "" if int(os.environ.get("RANK", 0)) == 0 else \
         f" (rank {os.environ['RANK']}: with several nodes, put out_dir and ckpt:PATH on a filesystem every node shares)"
+    if init_from != "resume" and not overwrite and (found := existing_run(out_dir)):
+        sys.exit(f"error: {out_dir} already holds a run ({found}); continue it with --init_from=resume, "
+                 f"choose another --out_dir, or pass --overwrite=True to start over in it")
     resume_ckpt = None
     if init_from == "resume":  # the run's own settings are the defaults; what is given again wins
         try:
@@ -172,9 +176,10 @@ if __name__ == "__main__":
     # ---- data
     ddir = dataset_dir(dataset, data_dir)
     try:
-        meta = load_meta(ddir)
-    except FileNotFoundError as e:
+        meta = load_meta(ddir)  # checked: a damaged folder is one line (data.common.load_meta, open_tokens)
+    except (FileNotFoundError, DataError) as e:
         sys.exit(f"error: {e}")
+    data_tokenizer = tokenizer_identity(meta, ddir)  # every checkpoint records it (checkpoint.check_tokenizer)
     try:  # train and val batch sources, chosen once; the loop and estimate_loss only call draw and get
         splits = {s: open_batches(ddir, s, meta, block_size, device, length_bands) for s in ("train", "val")}
     except ValueError as e:
@@ -183,7 +188,7 @@ if __name__ == "__main__":
     # ---- model: from scratch, resumed, or from other weights (checkpoint.start_from)
     try:
         model_args, ckpt = start_from(init_from, {f.name: globals()[f.name] for f in fields(GPTConfig)},
-                                      chosen, meta, ddir, resume_ckpt)
+                                      chosen, meta, ddir, resume_ckpt, out_dir)
     except ValueError as e:
         sys.exit(f"error: {e}{on_other_node}")
     iter_num, best_val_loss, elapsed = 0, float("inf"), 0.0  # elapsed: seconds of training before this process
@@ -246,7 +251,8 @@ if __name__ == "__main__":
             except Exception as e:  # no API key, no network: say what to do instead of a traceback
                 sys.exit(f"error: wandb could not start ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
                          f"run `wandb login`, set WANDB_MODE=offline, or pass --wandb_log=False")
-    log_file = open(os.path.join(out_dir, "log.jsonl"), "a") if master else None
+    # a resume goes on with the run's log; a new run (--overwrite=True included) starts its own
+    log_file = open(os.path.join(out_dir, "log.jsonl"), "a" if init_from == "resume" else "w") if master else None
 
     def log(record):
         """One JSON object per line of out_dir/log.jsonl (a NaN or inf is written as null)."""
@@ -260,14 +266,18 @@ if __name__ == "__main__":
         states = gather_rng()  # collective under DDP: every rank takes part
         run = {"scaler": scaler.state_dict(), "model_args": model_args, "iter_num": iter_num,
                "best_val_loss": best_val_loss, "config": config, "rng": states,
-               "batch_rng": batch_rng.bit_generator.state, "elapsed_s": time.time() - t_start}
+               "batch_rng": batch_rng.bit_generator.state, "elapsed_s": time.time() - t_start,
+               "tokenizer": data_tokenizer}
         if ckpt_format == "sharded":  # every rank writes its own shards
             if not all_finite(raw_model):
                 if master:
                     print(f"warning: not saving at iter {iter_num}: the weights hold NaN/inf; {out_dir}/ckpt_dcp keeps "
                           f"the last good state", file=sys.stderr)
                 return
-            save_sharded(raw_model, optimizers, run, out_dir, keep_last)
+            try:
+                save_sharded(raw_model, optimizers, run, out_dir, keep_last)
+            except OSError as e:  # a full disk: the last complete folder stays the latest
+                sys.exit(f"error: {e}; free some space, then continue with --init_from=resume --out_dir={out_dir}")
             if master:
                 print(f"saved sharded checkpoint to {out_dir}/ckpt_dcp at iter {iter_num} ({reason})")
             return
@@ -278,7 +288,10 @@ if __name__ == "__main__":
             print(f"warning: not saving at iter {iter_num}: the weights hold NaN/inf; {ckpt_path} keeps the last "
                   f"good state", file=sys.stderr)
             return
-        save_checkpoint({"model": model_sd, "optimizer": optimizer_sds, **run}, ckpt_path, keep_last)
+        try:
+            save_checkpoint({"model": model_sd, "optimizer": optimizer_sds, **run}, ckpt_path, keep_last)
+        except OSError as e:  # a full disk: ckpt.pt still holds the last good save
+            sys.exit(f"error: {e}; free some space, then continue with --init_from=resume --out_dir={out_dir}")
         print(f"saved checkpoint to {ckpt_path} at iter {iter_num} ({reason})")
 
     def gather_rng():
@@ -322,7 +335,10 @@ if __name__ == "__main__":
 
         # evaluate, log, checkpoint
         if iter_num % eval_interval == 0 or iter_num >= max_iters or eval_only:
-            losses = estimate_loss(model, splits, eval_iters, batch_size, ctx, rank=rank, world_size=world_size)
+            try:
+                losses = estimate_loss(model, splits, eval_iters, batch_size, ctx, rank=rank, world_size=world_size)
+            except DataError as e:  # a batch held an id outside the vocabulary
+                sys.exit(f"error: {e}")
             reached = target_val_loss > 0 and losses["val"] <= target_val_loss
             if master:
                 print(f"step {iter_num}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}, "
@@ -343,7 +359,10 @@ if __name__ == "__main__":
         # one optimizer step: accum micro-steps per rank, gradients averaged over ranks by DDP or FSDP
         rows = splits["train"].draw(batch_rng, world_size * accum, batch_size)
         for micro in range(accum):
-            X, Y = splits["train"].get(rows[rank * accum + micro])
+            try:
+                X, Y = splits["train"].get(rows[rank * accum + micro])  # ids checked on the CPU first
+            except DataError as e:
+                sys.exit(f"error: {e}")
             if ddp:  # reduce the gradients only on the last micro-step
                 sync_gradients(model, raw_model, fsdp, micro == accum - 1)
             with ctx:

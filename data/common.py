@@ -38,21 +38,23 @@ def dtype_for_vocab(vocab_size):
 
 
 def write_tokens(path, ids, dtype):
-    """Write token ids to path as raw dtype, through a temp file so a crash leaves no half file."""
+    """Write token ids to path as raw dtype, through a temp file so a crash leaves no half file.
+    Returns (how many ids, the largest id)."""
     arr = np.asarray(ids, dtype=dtype)
     tmp = path + ".tmp"
     arr.tofile(tmp)
     os.replace(tmp, path)
-    return len(arr)
+    return len(arr), int(arr.max()) if len(arr) else -1
 
 
 def write_dataset(out_dir, train_ids, val_ids, tokenizer, vocab_size, **extra):
     """Write train.bin, val.bin and meta.json; returns the meta dict."""
     os.makedirs(out_dir, exist_ok=True)
     dtype = dtype_for_vocab(vocab_size)
-    meta = dict(vocab_size=vocab_size, dtype=dtype, tokenizer=tokenizer,
-                train_tokens=write_tokens(os.path.join(out_dir, "train.bin"), train_ids, dtype),
-                val_tokens=write_tokens(os.path.join(out_dir, "val.bin"), val_ids, dtype), **extra)
+    n_train, max_train = write_tokens(os.path.join(out_dir, "train.bin"), train_ids, dtype)
+    n_val, max_val = write_tokens(os.path.join(out_dir, "val.bin"), val_ids, dtype)
+    meta = dict(vocab_size=vocab_size, dtype=dtype, tokenizer=tokenizer, train_tokens=n_train, val_tokens=n_val,
+                max_token_id=max(max_train, max_val), **extra)
     write_meta(out_dir, meta)
     return meta
 
@@ -77,19 +79,55 @@ def write_meta(out_dir, meta):
         json.dump(meta, f, indent=1, ensure_ascii=False)
 
 
+class DataError(ValueError):
+    """A problem with the user's data (an input file, or a prepared dataset folder); scripts
+    print it as one `error:` line."""
+
+
+def prepare_hint(data_dir):
+    """What to run to (re)make a dataset folder: its data/<name>/prepare.py, which a folder outside
+    data/ does not reveal."""
+    rel = os.path.relpath(os.path.abspath(data_dir), DATA_ROOT)  # e.g. birthplace/pretrain -> birthplace
+    if rel.startswith(".."):
+        return f"prepare it again with its data/<name>/prepare.py --out_dir={data_dir}"
+    return f"prepare it again: python data/{rel.split(os.sep)[0]}/prepare.py"
+
+
 def load_meta(data_dir):
-    """meta.json of a prepared dataset folder, with a clear error when it is not prepared."""
+    """meta.json of a prepared dataset folder (or of a model folder, which has no bins and so no
+    dtype), checked: a missing file (FileNotFoundError), or one that is not JSON, lacks vocab_size
+    or tokenizer, gives a bad dtype, or records a largest token id at or beyond vocab_size
+    (DataError), is one line that names the file and what to run."""
     path = os.path.join(data_dir, "meta.json")
     if not os.path.isfile(path):
-        rel = os.path.relpath(os.path.abspath(data_dir), DATA_ROOT)  # e.g. birthplace/pretrain -> birthplace
+        rel = os.path.relpath(os.path.abspath(data_dir), DATA_ROOT)
         if rel.startswith(".."):  # a folder outside data/: we cannot tell which script made it
             raise FileNotFoundError(f"{path} is missing; prepare {data_dir} with a data/<name>/prepare.py "
                                     f"--out_dir={data_dir}")
-        name = rel.split(os.sep)[0]
         raise FileNotFoundError(f"dataset '{rel}' is not prepared ({path} is missing); "
-                                f"run: python data/{name}/prepare.py")
-    with open(path) as f:
-        return json.load(f)
+                                f"run: python data/{rel.split(os.sep)[0]}/prepare.py")
+    redo = prepare_hint(data_dir)
+    try:
+        with open(path, encoding="utf-8") as f:
+            meta = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        where = f" at line {e.lineno}" if isinstance(e, json.JSONDecodeError) else ""
+        raise DataError(f"{path} is not valid JSON{where} (cut short or edited by hand); {redo}") from None
+    missing = [k for k in ("vocab_size", "tokenizer") if not isinstance(meta, dict) or k not in meta]
+    if missing:
+        raise DataError(f"{path} lacks {', '.join(missing)}; {redo}")
+    vocab, dtype, tok = meta["vocab_size"], meta.get("dtype", "uint32"), meta["tokenizer"]
+    if dtype not in ("uint16", "uint32"):
+        raise DataError(f"{path} gives dtype {dtype!r}, not 'uint16' or 'uint32'; {redo}")
+    if not isinstance(vocab, int) or isinstance(vocab, bool) or not 0 < vocab <= np.iinfo(dtype).max + 1:
+        raise DataError(f"{path} gives vocab_size {vocab!r}, not a count of ids that {dtype} can hold; {redo}")
+    if not isinstance(tok, dict) or "kind" not in tok:
+        raise DataError(f"{path} gives tokenizer {tok!r}, not a {{'kind': ...}} entry; {redo}")
+    top = meta.get("max_token_id")  # prepare scripts record it; older folders lack it (batches are checked too)
+    if top is not None and top >= vocab:
+        raise DataError(f"{path} says its bins hold token ids up to {top}, but vocab_size is {vocab}; "
+                        f"the bins and meta.json do not belong together: {redo}")
+    return meta
 
 
 def load_nanogpt_meta_pkl(path):
@@ -137,8 +175,76 @@ def find_meta(folders, vocab_size):
 
 
 def open_tokens(data_dir, split, meta):
-    """The split's token ids as a read-only memmap (no copy into memory)."""
-    return np.memmap(os.path.join(data_dir, f"{split}.bin"), dtype=np.dtype(meta["dtype"]), mode="r")
+    """The split's token ids as a read-only memmap (no copy into memory). A missing or empty
+    file, one that is not a whole number of tokens, or one of another length than meta.json
+    records, is a DataError naming the file."""
+    path = os.path.join(data_dir, f"{split}.bin")
+    if "dtype" not in meta:  # a model folder's meta.json: a tokenizer, no bins
+        raise DataError(f"{os.path.join(data_dir, 'meta.json')} lacks dtype, so it describes no token files; "
+                        f"{prepare_hint(data_dir)}")
+    itemsize = np.dtype(meta["dtype"]).itemsize
+    if not os.path.isfile(path):
+        raise DataError(f"{path} is missing; {prepare_hint(data_dir)}")
+    size = os.path.getsize(path)
+    if size == 0:
+        raise DataError(f"{path} is empty; {prepare_hint(data_dir)}")
+    if size % itemsize:
+        raise DataError(f"{path} is {size:,} bytes, not a whole number of {meta['dtype']} tokens ({itemsize} bytes "
+                        f"each): it was cut short; {prepare_hint(data_dir)}")
+    recorded = meta.get(f"{split}_tokens")
+    if recorded is not None and recorded != size // itemsize:
+        raise DataError(f"{path} holds {size // itemsize:,} tokens but its meta.json says {recorded:,}: one of "
+                        f"them is from another preparation; {prepare_hint(data_dir)}")
+    return np.memmap(path, dtype=np.dtype(meta["dtype"]), mode="r")
+
+
+def check_token_ids(ids, vocab_size, path):
+    """ids: a batch of token ids, on the CPU, before it reaches the device (where an id past the
+    embedding is an IndexError, or on a GPU a device-side assert that names no file). Raises
+    DataError naming path when an id is not below vocab_size."""
+    top = int(ids.max())
+    if top >= vocab_size or int(ids.min()) < 0:
+        bad = top if top >= vocab_size else int(ids.min())
+        raise DataError(f"{path} holds token id {bad}, outside the vocabulary of {vocab_size} in its meta.json; "
+                        f"the bins and meta.json do not belong together: {prepare_hint(os.path.dirname(path))}")
+
+
+def tokenizer_identity(meta, data_dir):
+    """What identifies a dataset's tokenizer, recorded in every checkpoint so that a model is
+    never fed another tokenizer's ids: the kind and vocab_size, plus the characters (char), the
+    encoding (tiktoken) or the sha256 of the tokenizer.json (hf)."""
+    spec = meta["tokenizer"]
+    ident = {"kind": spec.get("kind"), "vocab_size": meta.get("vocab_size")}
+    if ident["kind"] == "char":
+        ident["chars"] = spec.get("chars")
+    elif ident["kind"] == "tiktoken":  # r50k_base is GPT-2's encoding under another name
+        ident["name"] = {"r50k_base": "gpt2"}.get(spec.get("name"), spec.get("name"))
+    elif ident["kind"] == "hf":
+        file = os.path.join(data_dir or ".", spec.get("file", "tokenizer.json"))
+        ident["sha256"] = checksum_of(file, "sha256") if os.path.isfile(file) else None
+    return ident
+
+
+def describe_tokenizer(ident):
+    """A tokenizer_identity in a few words, for error messages."""
+    if ident.get("kind") == "char":
+        chars = ident.get("chars") or ""
+        return f"{len(chars)} characters {chars[:12]!r}{'...' if len(chars) > 12 else ''}"
+    if ident.get("kind") == "tiktoken":
+        return f"tiktoken's {ident.get('name')} BPE"
+    if ident.get("kind") == "hf":
+        return f"a tokenizer.json of {ident.get('vocab_size')} ids (sha256 {(ident.get('sha256') or '?')[:12]})"
+    return f"{ident.get('kind')} tokens"
+
+
+def same_tokenizer(a, b):
+    """Do two tokenizer_identity records give the same ids to the same text?"""
+    if a.get("kind") != b.get("kind"):
+        return False
+    key = {"char": "chars", "tiktoken": "name", "hf": "sha256"}.get(a.get("kind"))
+    if key is None or a.get(key) is None or b.get(key) is None:  # nothing finer to compare
+        return a.get("vocab_size") == b.get("vocab_size")
+    return a[key] == b[key]
 
 
 class Tokenizer:
@@ -265,10 +371,6 @@ def download(url, dest, checksum, timeout=30):
 # Corpora larger than memory (the Pile, OpenWebText, WikiText-103) are tokenized in pieces
 # and appended to the bins as they come through a TokenWriter, so a prepare script's memory
 # does not grow with its input. These helpers are shared by data/*/prepare.py.
-
-class DataError(ValueError):
-    """A problem with the user's input data; prepare scripts print it as one `error:` line."""
-
 
 def check_input_file(path):
     """Raise DataError unless path is an existing, non-empty file."""
@@ -413,11 +515,14 @@ class TokenWriter:
         self.ends = open(self.ends_path, "wb")
         self.tokens = {"train": 0, "val": 0}
         self.docs = {"train": 0, "val": 0}
+        self.max_id = -1  # the largest id written, recorded in meta.json for the loader to check
 
     def write(self, ids, doc_lens, split="train"):
         """ids: (N,) token ids of whole documents; doc_lens: (D,) their lengths, summing to N."""
         ids = np.asarray(ids, dtype=self.dtype)  # no copy when it already has the dtype
         ids.tofile(self.files[split])
+        if len(ids):
+            self.max_id = max(self.max_id, int(ids.max()))
         if split == "train":
             (self.tokens["train"] + np.cumsum(doc_lens, dtype=np.uint64)).tofile(self.ends)
         self.tokens[split] += len(ids)
@@ -439,7 +544,8 @@ class TokenWriter:
             os.replace(p + ".tmp", p)
         meta = dict(vocab_size=self.vocab_size, dtype=self.dtype, tokenizer=tokenizer,
                     train_tokens=self.tokens["train"], val_tokens=self.tokens["val"],
-                    train_documents=self.docs["train"], val_documents=self.docs["val"], **extra)
+                    train_documents=self.docs["train"], val_documents=self.docs["val"], max_token_id=self.max_id,
+                    **extra)
         write_meta(self.out_dir, meta)
         return meta
 

@@ -23,7 +23,7 @@ import os
 import numpy as np
 import torch
 
-from data.common import DATA_ROOT, open_tokens
+from data.common import DATA_ROOT, check_token_ids, open_tokens
 
 
 def draw_batch_starts(rng, n_tokens, block_size, n_rows, batch_size):
@@ -36,10 +36,14 @@ def draw_batch_starts(rng, n_tokens, block_size, n_rows, batch_size):
     return rng.integers(0, n_tokens - block_size, size=(n_rows, batch_size))
 
 
-def get_batch(data, starts, block_size, device):
-    """data: 1-D token ids (memmap); starts: (B,) -> x, y (B, T) int64, y is x shifted by one."""
-    x = torch.from_numpy(np.stack([data[i:i + block_size].astype(np.int64) for i in starts]))
-    y = torch.from_numpy(np.stack([data[i + 1:i + 1 + block_size].astype(np.int64) for i in starts]))
+def get_batch(data, starts, block_size, device, vocab_size=None, path=""):
+    """data: 1-D token ids (memmap); starts: (B,) -> x, y (B, T) int64, y is x shifted by one.
+    With vocab_size, every id is checked on the CPU first (check_token_ids; path names the file)."""
+    windows = np.stack([data[i:i + block_size + 1] for i in starts])  # (B, T+1), the file's dtype
+    if vocab_size is not None:
+        check_token_ids(windows, vocab_size, path)
+    x = torch.from_numpy(windows[:, :-1].astype(np.int64))  # (B, T), contiguous copies
+    y = torch.from_numpy(windows[:, 1:].astype(np.int64))
     if device.startswith("cuda"):  # pinned memory lets the copy overlap with compute
         return x.pin_memory().to(device, non_blocking=True), y.pin_memory().to(device, non_blocking=True)
     return x.to(device), y.to(device)
@@ -55,10 +59,11 @@ def trim_ignored(x, y, ignore_index=-1):
 
 
 class TokenWindows:
-    """The default batches: random block_size windows of a split's token stream."""
+    """The default batches: random block_size windows of a split's token stream. With vocab_size,
+    each batch's ids are checked against it before they reach the device."""
 
-    def __init__(self, tokens, block_size, device):
-        self.tokens, self.block_size, self.device = tokens, block_size, device
+    def __init__(self, tokens, block_size, device, vocab_size=None):
+        self.tokens, self.block_size, self.device, self.vocab_size = tokens, block_size, device, vocab_size
 
     def __len__(self):
         return len(self.tokens)
@@ -67,7 +72,8 @@ class TokenWindows:
         return draw_batch_starts(rng, len(self.tokens), self.block_size, n_rows, batch_size)
 
     def get(self, starts):
-        return get_batch(self.tokens, starts, self.block_size, self.device)
+        return get_batch(self.tokens, starts, self.block_size, self.device, self.vocab_size,
+                         getattr(self.tokens, "filename", "") or "")
 
 
 class Examples:
@@ -76,8 +82,8 @@ class Examples:
     Every example gets a seed from the run's batch generator, so a resume repeats them and
     DDP ranks take distinct rows."""
 
-    def __init__(self, source, n_tokens, device):
-        self.source, self.n_tokens, self.device = source, n_tokens, device
+    def __init__(self, source, n_tokens, device, vocab_size=None, path=""):
+        self.source, self.n_tokens, self.device, self.vocab_size, self.path = source, n_tokens, device, vocab_size, path
 
     def __len__(self):
         return self.n_tokens
@@ -88,6 +94,8 @@ class Examples:
     def get(self, seeds):
         x, y = zip(*self.source.examples(seeds))
         x, y = trim_ignored(np.stack(x), np.stack(y))  # (B, T) each, T <= block_size
+        if self.vocab_size is not None:
+            check_token_ids(x, self.vocab_size, self.path)
         x, y = torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(np.ascontiguousarray(y))
         return x.to(self.device), y.to(self.device)
 
@@ -111,15 +119,18 @@ def import_batch_module(name):
 
 def open_batches(data_dir, split, meta, block_size, device, length_bands=1):
     """The batch source of one split, chosen once: TokenWindows, or Examples when meta names a
-    batch_module. Raises ValueError when the split cannot fill a block."""
+    batch_module. Every batch's ids are checked against meta's vocab_size on the CPU. Raises
+    ValueError (a DataError for a damaged folder) when the split cannot fill a block."""
     tokens = open_tokens(data_dir, split, meta)
+    vocab = meta["vocab_size"]
     if "batch_module" in meta:
         module = import_batch_module(meta["batch_module"])
-        return Examples(module.load_split(data_dir, split, meta, block_size, length_bands), len(tokens), device)
+        return Examples(module.load_split(data_dir, split, meta, block_size, length_bands), len(tokens), device,
+                        vocab, os.path.join(data_dir, f"{split}.bin"))
     if len(tokens) <= block_size:
         raise ValueError(f"the {split} split of {data_dir} has {len(tokens)} tokens, not more than "
                          f"block_size={block_size}; lower --block_size")
-    return TokenWindows(tokens, block_size, device)
+    return TokenWindows(tokens, block_size, device, vocab)
 
 
 @torch.no_grad()

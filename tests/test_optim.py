@@ -64,7 +64,7 @@ def test_resume_refuses_another_optimizer(char_data, char_run, tmp_path):
     assert p.returncode != 0 and p.stderr.strip().splitlines() == [
         "error: cannot resume with --optimizer=muon: the checkpoint holds adamw's state; "
         "drop --optimizer or start a new --out_dir"]
-    p = train(char_data, out, "--optimizer=sgd", check=False)
+    p = train(char_data, tmp_path / "new", "--optimizer=sgd", check=False)
     assert p.returncode != 0 and "use 'adamw', 'adafactor' or 'muon'" in p.stderr and "Traceback" not in p.stderr
 
 

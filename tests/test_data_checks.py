@@ -1,0 +1,270 @@
+"""A wrong folder never costs a run: damaged datasets, a checkpoint on another tokenizer's data,
+an occupied out_dir and a failed save each stop with one line that names the file, before
+anything is overwritten. Every train.py run here fails (or is a few steps), so this is fast."""
+
+import errno
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+import checkpoint
+from conftest import TINY_TRAIN, exit_message, fixture, in_process, quietly, run
+from data.common import DataError, load_meta, open_tokens, same_tokenizer, tokenizer_identity, write_dataset
+from data.loader import get_batch
+
+FEW = TINY_TRAIN + ["--max_iters=2", "--eval_interval=2", "--eval_iters=1"]
+
+
+def train(data, out, *extra):
+    return run("train.py", f"--data_dir={data}", f"--out_dir={out}", *FEW, *extra, check=False)
+
+
+def assert_one_line(p, *names):
+    """A failed run: non-zero exit, no traceback, a last line 'error: ...' naming each of names."""
+    assert p.returncode != 0, p.stdout[-2000:]
+    assert "Traceback" not in p.stderr, p.stderr[-3000:]
+    last = p.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: "), p.stderr[-2000:]
+    for name in names:
+        assert str(name) in last, (name, last)
+    return last
+
+
+@pytest.fixture
+def data(char_data, tmp_path):
+    """A copy of the prepared character dataset, for a test to damage."""
+    return shutil.copytree(char_data, tmp_path / "data")
+
+
+@pytest.fixture(scope="module")
+def few_run(char_data, tmp_path_factory):
+    """A two-step run on char_data: a checkpoint with a tokenizer record."""
+    out = tmp_path_factory.mktemp("few") / "run"
+    p = train(char_data, out)
+    assert p.returncode == 0, p.stderr[-3000:]
+    return out
+
+
+def edit_meta(folder, **changes):
+    meta = json.loads((folder / "meta.json").read_text())
+    meta.update(changes)
+    for k in [k for k, v in changes.items() if v is None]:
+        del meta[k]
+    (folder / "meta.json").write_text(json.dumps(meta))
+    return meta
+
+
+# ---------------------------------------------------------------- a damaged dataset folder
+
+def test_prepare_records_the_largest_id(char_data):
+    meta = load_meta(char_data)
+    ids = np.concatenate([open_tokens(char_data, s, meta) for s in ("train", "val")])
+    assert meta["max_token_id"] == int(ids.max()) < meta["vocab_size"]
+
+
+def test_vocab_smaller_than_the_ids_is_one_line(data, tmp_path):
+    edit_meta(data, vocab_size=20)  # the recorded max_token_id (64) is now past it
+    p = train(data, tmp_path / "out")
+    assert "token ids up to" in assert_one_line(p, data / "meta.json")
+    assert not (tmp_path / "out").exists()
+
+
+def test_ids_past_the_vocab_in_an_old_dataset_stop_at_the_batch(data, tmp_path):
+    edit_meta(data, vocab_size=20, max_token_id=None)  # prepared before max_token_id: the batches are checked
+    p = train(data, tmp_path / "out")
+    assert "outside the vocabulary of 20" in assert_one_line(p, data / "train.bin")
+
+
+def test_get_batch_checks_ids_on_the_cpu():
+    data = np.array([1, 2, 3, 70, 4, 5], dtype=np.uint16)
+    x, y = get_batch(data, [0, 1], 3, "cpu", vocab_size=100, path="t.bin")
+    assert x.tolist() == [[1, 2, 3], [2, 3, 70]] and y.tolist() == [[2, 3, 70], [3, 70, 4]]
+    assert x.is_contiguous() and y.is_contiguous() and x.dtype == torch.int64
+    with pytest.raises(DataError, match=r"t.bin holds token id 70, outside the vocabulary of 65"):
+        get_batch(data, [1], 3, "cpu", vocab_size=65, path="t.bin")
+    get_batch(data, [1], 3, "cpu")  # unchecked when no vocab_size is given (bench.py --check_batches=False)
+
+
+def test_cut_meta_json_is_one_line(data, tmp_path):
+    text = (data / "meta.json").read_text()
+    (data / "meta.json").write_text(text[: len(text) // 2])
+    assert "is not valid JSON" in assert_one_line(train(data, tmp_path / "out"), data / "meta.json")
+
+
+def test_meta_json_without_a_field_is_one_line(data, tmp_path):
+    edit_meta(data, tokenizer=None)
+    assert "lacks tokenizer" in assert_one_line(train(data, tmp_path / "out"), data / "meta.json")
+
+
+def test_missing_split_is_one_line(data, tmp_path):
+    os.remove(data / "val.bin")
+    assert "is missing" in assert_one_line(train(data, tmp_path / "out"), data / "val.bin")
+
+
+def test_empty_split_is_one_line(data, tmp_path):
+    (data / "val.bin").write_bytes(b"")
+    assert "is empty" in assert_one_line(train(data, tmp_path / "out"), data / "val.bin")
+
+
+def test_split_cut_mid_token_is_one_line(data, tmp_path):
+    raw = (data / "train.bin").read_bytes()
+    (data / "train.bin").write_bytes(raw[:-1])  # an odd number of bytes: not whole uint16 tokens
+    assert "not a whole number of uint16 tokens" in assert_one_line(train(data, tmp_path / "out"), data / "train.bin")
+
+
+def test_split_of_another_length_than_recorded_is_one_line(data, tmp_path):
+    raw = (data / "train.bin").read_bytes()
+    (data / "train.bin").write_bytes(raw[: len(raw) // 2])
+    assert "but its meta.json says" in assert_one_line(train(data, tmp_path / "out"), data / "train.bin")
+
+
+def test_other_stages_check_the_folder_too(data, few_run):
+    (data / "val.bin").write_bytes(b"")
+    message = exit_message(in_process, "evaluate.py", f"--out_dir={few_run}", f"--data_dir={data}",
+                           "--task=bpb", "--device=cpu")
+    assert str(data / "val.bin") in message and "is empty" in message
+    edit_meta(data, vocab_size=20)
+    p = run("bench.py", f"--data_dir={data}", "--device=cpu", "--n_layer=1", "--n_head=2", "--n_embd=32",
+            "--block_size=16", "--batch_size=2", "--gradient_accumulation_steps=1", "--num_steps=1",
+            "--warmup_steps=0", check=False)
+    assert "token ids up to" in assert_one_line(p, data / "meta.json")
+
+
+def test_old_dataset_without_the_new_field_still_trains(data, tmp_path):
+    edit_meta(data, max_token_id=None)
+    p = train(data, tmp_path / "out")
+    assert p.returncode == 0, p.stderr[-2000:]
+
+
+# ---------------------------------------------------------------- a checkpoint on another tokenizer
+
+def char_dataset(folder, chars):
+    """A character dataset whose ids cover every character of chars."""
+    ids = np.arange(len(chars)).repeat(40) % len(chars)
+    write_dataset(str(folder), ids, ids[::-1], tokenizer={"kind": "char", "chars": chars}, vocab_size=len(chars))
+    return folder
+
+
+def test_checkpoint_records_its_tokenizer(char_data, few_run):
+    saved = checkpoint.load_checkpoint(str(few_run / "ckpt.pt"))["tokenizer"]
+    assert saved == tokenizer_identity(load_meta(char_data), char_data) and saved["kind"] == "char"
+
+
+def test_resume_on_a_bigger_vocabulary_is_one_line(char_data, few_run, tmp_path):
+    out = shutil.copytree(few_run, tmp_path / "run")
+    wide = char_dataset(tmp_path / "wide", "".join(chr(0x100 + i) for i in range(300)))
+    p = train(wide, out, "--init_from=resume", "--max_iters=4")
+    last = assert_one_line(p, out / "ckpt.pt", wide)
+    assert f"trained on {load_meta(char_data)['vocab_size']} characters" in last and "holds 300 characters" in last
+
+
+def test_finetune_on_another_character_list_of_the_same_size_is_one_line(char_data, few_run, tmp_path):
+    chars = load_meta(char_data)["tokenizer"]["chars"]
+    other = char_dataset(tmp_path / "other", chars[::-1])  # 65 characters, each with another id
+    p = train(other, tmp_path / "ft", f"--init_from=ckpt:{few_run}")
+    assert_one_line(p, few_run / "ckpt.pt", other)
+    assert not (tmp_path / "ft").exists()
+
+
+def test_another_bpe_is_another_tokenizer(tmp_path):
+    from tokenizers import Tokenizer, models
+    for name, vocab in (("a", {"<|endoftext|>": 0, "x": 1}), ("b", {"<|endoftext|>": 0, "y": 1})):
+        os.makedirs(tmp_path / name)
+        Tokenizer(models.WordLevel(vocab, unk_token="x")).save(str(tmp_path / name / "tokenizer.json"))
+    meta = {"vocab_size": 2, "tokenizer": {"kind": "hf", "file": "tokenizer.json"}}
+    a, b = (tokenizer_identity(meta, str(tmp_path / n)) for n in "ab")
+    assert a["sha256"] != b["sha256"] and not same_tokenizer(a, b) and same_tokenizer(a, dict(a))
+    gpt2 = {"kind": "tiktoken", "name": "gpt2", "vocab_size": 50257}
+    assert same_tokenizer(gpt2, {"kind": "tiktoken", "name": "gpt2", "vocab_size": 50257})
+    assert not same_tokenizer(gpt2, {"kind": "tiktoken", "name": "cl100k_base", "vocab_size": 100277})
+    assert not same_tokenizer(gpt2, a)
+    with pytest.raises(ValueError, match=r"ck.pt was trained on tiktoken's gpt2 BPE but .*b holds a tokenizer.json"):
+        checkpoint.check_tokenizer(gpt2, 50304, meta, str(tmp_path / "b"), "ck.pt")
+
+
+def test_sample_and_evaluate_refuse_a_data_dir_of_another_tokenizer(char_data, few_run, tmp_path):
+    other = char_dataset(tmp_path / "other", load_meta(char_data)["tokenizer"]["chars"][::-1])
+    for script, extra in (("sample.py", ["--max_new_tokens=2", "--num_samples=1"]), ("evaluate.py", ["--task=loss"])):
+        message = exit_message(in_process, script, f"--out_dir={few_run}", f"--data_dir={other}", "--device=cpu", *extra)
+        assert str(few_run / "ckpt.pt") in message and str(other) in message, message
+    # the dataset it trained on is fine
+    assert "loss" in in_process("evaluate.py", f"--out_dir={few_run}", "--task=loss", "--device=cpu", "--eval_iters=1")
+
+
+def test_checkpoint_without_a_tokenizer_record_still_loads(few_run, char_data, tmp_path):
+    ckpt = checkpoint.load_checkpoint(str(few_run / "ckpt.pt"))
+    old = {k: v for k, v in ckpt.items() if k != "tokenizer"}
+    os.makedirs(tmp_path / "old")
+    checkpoint.save_checkpoint(old, str(tmp_path / "old" / "ckpt.pt"))
+    model, tok, run_ = checkpoint.load_model("resume", str(tmp_path / "old"), char_data)
+    assert run_["tokenizer"] is None and tok.vocab_size == load_meta(char_data)["vocab_size"]
+    wide = char_dataset(tmp_path / "wide", "".join(chr(0x100 + i) for i in range(300)))
+    known = ckpt["model_args"]["vocab_size"]  # the dataset's, padded to a multiple of 64
+    with pytest.raises(ValueError, match=rf"wide has 300 token ids but the model of .*ckpt.pt knows {known}"):
+        checkpoint.load_model("resume", str(tmp_path / "old"), str(wide))
+
+
+# ---------------------------------------------------------------- an occupied out_dir
+
+def test_new_run_in_an_occupied_out_dir_stops_and_keeps_the_checkpoint(char_data, few_run, tmp_path):
+    out = shutil.copytree(few_run, tmp_path / "run")
+    before = (out / "ckpt.pt").read_bytes()
+    for how in ("scratch", f"ckpt:{few_run}"):
+        p = train(char_data, out, f"--init_from={how}")
+        last = assert_one_line(p, out)
+        assert "ckpt.pt at iter 2" in last and "--init_from=resume" in last and "--overwrite=True" in last
+        assert (out / "ckpt.pt").read_bytes() == before
+    p = train(char_data, out, "--overwrite=True", "--max_iters=4", "--eval_interval=4")
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert checkpoint.load_checkpoint(str(out / "ckpt.pt"))["iter_num"] == 4
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert log[0]["iter"] == 0 and sum("wall_s" in r for r in log) == 1  # the new run's log only
+
+
+def test_occupied_by_a_sharded_checkpoint(tmp_path):
+    os.makedirs(tmp_path / "ckpt_dcp-00000005")
+    torch.save({"iter_num": 5}, tmp_path / "ckpt_dcp-00000005" / "run.pt")
+    os.symlink("ckpt_dcp-00000005", tmp_path / "ckpt_dcp")
+    assert checkpoint.existing_run(str(tmp_path)).startswith("ckpt_dcp at iter 5, saved ")
+    assert checkpoint.existing_run(str(tmp_path / "nothing")) is None
+
+
+# ---------------------------------------------------------------- a failed write
+
+def full_disk_after(n_bytes):
+    """A torch.save that writes n_bytes of the checkpoint, then fails as a full disk does."""
+    real = torch.save
+
+    def save(obj, f, *a, **k):
+        real({"partial": torch.zeros(1000)}, f)
+        f.truncate(n_bytes)
+        raise OSError(errno.ENOSPC, "No space left on device")
+    return save
+
+
+def test_failed_write_keeps_the_old_checkpoint_and_says_how_much_space(few_run, char_data, tmp_path, monkeypatch):
+    out = shutil.copytree(few_run, tmp_path / "run")
+    before = (out / "ckpt.pt").read_bytes()
+    monkeypatch.setattr(torch, "save", full_disk_after(100))
+    p = train(char_data, out, "--init_from=resume", "--max_iters=4", "--eval_interval=4")
+    monkeypatch.undo()
+    last = assert_one_line(p, out / "ckpt.pt")
+    assert "No space left on device" in last and "it needs about 0.00 GB" in last and "GB is free there" in last
+    assert (out / "ckpt.pt").read_bytes() == before and not (out / "ckpt.pt.tmp").exists()
+    assert checkpoint.load_checkpoint(str(out / "ckpt.pt"))["iter_num"] == 2
+
+
+def test_save_checkpoint_failure_is_one_oserror(tmp_path, monkeypatch):
+    path = str(tmp_path / "ckpt.pt")
+    checkpoint.save_checkpoint({"model": {"w": torch.ones(3)}, "model_args": {}, "iter_num": 1}, path)
+    monkeypatch.setattr(torch, "save", full_disk_after(10))
+    with pytest.raises(OSError, match=r"needs about 0.00 GB .* the previous save is untouched") as e:
+        checkpoint.save_checkpoint({"model": {"w": torch.zeros(10**6)}, "model_args": {}, "iter_num": 2}, path)
+    monkeypatch.undo()
+    assert "\n" not in str(e.value) and os.listdir(tmp_path) == ["ckpt.pt"]
+    assert checkpoint.load_checkpoint(path)["iter_num"] == 1
+    assert checkpoint.tensor_bytes({"a": torch.zeros(10, dtype=torch.float16), "b": [torch.zeros(3)]}) == 32
