@@ -101,13 +101,15 @@ def tensor_bytes(obj):
 def write_failure(path, error, needed):
     """The one line for a checkpoint that could not be written: why, how much it needs, how much
     is free, and that the previous save is still whole."""
-    folder = os.path.dirname(os.path.abspath(path))
+    def size(n):
+        return f"{n / 1e9:.2f} GB" if n >= 1e9 else f"{n / 1e6:.1f} MB"
+
     try:
-        free = f"{shutil.disk_usage(folder).free / 1e9:.2f} GB is free there"
+        free = f"{size(shutil.disk_usage(os.path.dirname(os.path.abspath(path))).free)} is free there"
     except OSError:
         free = "the free space there is unknown"
-    why = error.strerror or str(error) if isinstance(error, OSError) else str(error)
-    return (f"could not write the checkpoint {path} ({why}): it needs about {needed / 1e9:.2f} GB and {free}; "
+    why = error.strerror or str(error)
+    return (f"could not write the checkpoint {path} ({why}): it needs about {size(needed)} and {free}; "
             f"the previous save is untouched")
 
 
