@@ -468,13 +468,17 @@ class GPT(nn.Module):
         cfg = self.config
         return 6 * self.num_params() + 12 * cfg.n_layer * cfg.n_head * cfg.head_dim * cfg.block_size
 
+    def achieved_flops(self, tokens_per_iter, dt, world_size=1):
+        """Model FLOP/s achieved per device: flops_per_token() for each of tokens_per_iter tokens
+        (every rank's) in dt seconds, shared by world_size devices. Needs no peak."""
+        return self.flops_per_token() * tokens_per_iter / dt / world_size
+
     def estimate_mfu(self, tokens_per_iter, dt, peak_flops, world_size=1):
-        """Model FLOPs utilisation: achieved FLOP/s over the peak (e.g. 312e12 for an A100 in
-        bf16). tokens_per_iter counts every rank's tokens and peak_flops is one device's, so the
-        peak of all world_size devices is the denominator. Returns None when the peak is unknown."""
+        """Model FLOPs utilisation: achieved FLOP/s per device over one device's peak (e.g. 312e12
+        for an A100 in bf16). Returns None when the peak is unknown."""
         if not peak_flops:
             return None
-        return self.flops_per_token() * tokens_per_iter / dt / (peak_flops * world_size)
+        return self.achieved_flops(tokens_per_iter, dt, world_size) / peak_flops
 
     # ---------------------------------------------------------------- generation
 

@@ -325,9 +325,10 @@ if __name__ == "__main__":
             losses = estimate_loss(model, splits, eval_iters, batch_size, ctx, rank=rank, world_size=world_size)
             reached = target_val_loss > 0 and losses["val"] <= target_val_loss
             if master:
+                val_ppl = math.exp(losses["val"]) if losses["val"] < 700 else float("inf")  # NaN too; logged as null
                 print(f"step {iter_num}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}, "
-                      f"val ppl {math.exp(min(losses['val'], 50)):.2f}")
-                log({"iter": iter_num, "tokens": iter_num * tokens_per_iter, "val_loss": losses["val"],
+                      f"val ppl {val_ppl:.2f}")
+                log({"iter": iter_num, "tokens": iter_num * tokens_per_iter, "val_loss": losses["val"], "val_ppl": val_ppl,
                      "train_loss_eval": losses["train"], "lr": lr, "elapsed_s": time.time() - t_start})
             improved = losses["val"] < best_val_loss
             best_val_loss = min(best_val_loss, losses["val"])
@@ -376,10 +377,12 @@ if __name__ == "__main__":
         if iter_num % log_interval == 0 and master:
             mfu = raw_model.estimate_mfu(tokens_per_iter, dt, peak, world_size)  # peak is one device's
             mfu_text = f", mfu {mfu * 100:.1f}%" if mfu is not None else ""
+            tflops = raw_model.achieved_flops(tokens_per_iter, dt, world_size) / 1e12  # per device, like MFU; no peak needed
             print(f"iter {iter_num}: loss {lossf:.4f}, lr {lr:.2e}, time {dt * 1000:.2f}ms, "
-                  f"{tokens_per_iter / dt:,.0f} tok/s{mfu_text}")
+                  f"{tokens_per_iter / dt:,.0f} tok/s{mfu_text}, {tflops:.3g} TFLOP/s")
             log({"iter": iter_num, "tokens": iter_num * tokens_per_iter, "train_loss": lossf, "lr": lr,
-                 "dt_ms": dt * 1000, "tok_per_s": tokens_per_iter / dt, "mfu": mfu, "elapsed_s": t1 - t_start})
+                 "dt_ms": dt * 1000, "tok_per_s": tokens_per_iter / dt, "mfu": mfu, "tflops": tflops,
+                 "elapsed_s": t1 - t_start})
         if ckpt_interval and iter_num % ckpt_interval == 0:
             checkpoint("ckpt_interval")
         if ddp and stop_signal_everywhere(bool(stop_signal)):

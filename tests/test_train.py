@@ -4,6 +4,7 @@ the CPU configs' bf16 choice."""
 
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -84,6 +85,25 @@ def test_train_lowers_loss_checkpoints_and_samples(char_run):
     streamed = in_process("sample.py", f"--out_dir={out}", "--num_samples=1", "--max_new_tokens=40", "--start=ROMEO:",
                           "--stream=True")
     assert streamed.startswith(samples[0].strip("\n")[:46])  # same seed, same text, printed as it comes
+
+
+@pytest.mark.slow
+def test_log_has_val_ppl_and_the_achieved_tflops(char_run):
+    """Each evaluation logs val_ppl (exp of val_loss, also what wandb gets); each step logs and prints
+    the achieved TFLOP/s, model FLOPs per token times tokens/s, which needs no peak: on a CPU mfu is null."""
+    import math
+
+    from model import GPT, GPTConfig
+    records = [json.loads(line) for line in open(os.path.join(char_run["out_dir"], "log.jsonl"))]
+    evals = [r for r in records if "val_loss" in r]
+    assert evals and all(r["val_ppl"] == pytest.approx(math.exp(r["val_loss"])) for r in evals)
+    steps = [r for r in records if "train_loss" in r]
+    per_token = GPT(GPTConfig(**load_checkpoint(os.path.join(char_run["out_dir"], "ckpt.pt"))["model_args"])).flops_per_token()
+    assert len(steps) == CHAR_RUN_ITERS and all(r["mfu"] is None for r in steps)
+    for r in steps:
+        assert r["tflops"] == pytest.approx(per_token * r["tok_per_s"] / 1e12, rel=1e-6)
+    lines = [line for line in char_run["stdout"].splitlines() if line.startswith("iter ")]
+    assert len(lines) == CHAR_RUN_ITERS and all(re.search(r", [0-9.e+-]+ TFLOP/s", line) for line in lines), lines[:2]
 
 
 @pytest.mark.slow
