@@ -148,6 +148,7 @@ def test_wandb_offline_and_eval_only(char_data, tmp_path, network_attempts):
         "--wandb_log=True", "--wandb_run_name=t", env=env)
     runs = list((tmp_path / "wandb").glob("offline-run-*"))
     assert len(runs) == 1 and any(runs[0].rglob("*.wandb"))
+    assert b"val_ppl" in next(runs[0].rglob("*.wandb")).read_bytes()  # the evaluations' perplexity goes to wandb too
     p = run("train.py", f"--data_dir={char_data}", f"--out_dir={out}", *TINY, "--init_from=resume", "--eval_only=True",
             env=env)  # the resume keeps wandb_log=True from the checkpoint
     assert "step 2:" in p.stdout and "iter 3" not in p.stdout
