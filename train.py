@@ -74,7 +74,7 @@ learning_rate = 6e-4  # peak learning rate; 'auto': Kaplan et al.'s scaling law 
 muon_lr = 0.02  # with optimizer='muon': the matrices' peak rate (Keller Jordan's); the schedule scales it like learning_rate
 max_iters = 600000  # optimizer steps in all (a resume goes on to this count)
 weight_decay = 1e-1  # decoupled weight decay, on weight matrices only (not biases, norms or gains)
-beta1 = 0.9  # AdamW's
+beta1 = 0.9  # AdamW's first-moment decay
 beta2 = 0.95  # AdamW's second-moment decay (0.99 for small batches)
 grad_clip = 1.0  # clip the global gradient norm to this (0: off)
 # learning-rate schedule: linear warmup, then cosine decay to min_lr
