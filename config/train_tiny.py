@@ -1,7 +1,7 @@
 # CMU 11-667's "GPT-tiny" (homework 2, decoder from scratch): 2 layers, 2 heads, 32 wide, context
-# 128 (about 1.7M parameters, most of them the 50,304 x 32 token embedding), batches of 32 x 128
+# 128 (1.64M parameters, 1.61M of them the 50,304 x 32 token embedding), batches of 32 x 128
 # GPT-2 tokens, one micro-step per step, lr 5e-4 to 1e-4 over 2000 steps after 10 of warmup:
-# the course's configs/GPT-tiny.yaml, on tiny Shakespeare in GPT-2's BPE instead of its C4 tokens.
+# the course's configs/GPT-tiny.yaml, on tiny Shakespeare in GPT-2's BPE instead of its own tokens.
 #   python data/shakespeare/prepare.py && python train.py config/train_tiny.py
 # Each step's line shows the achieved TFLOP/s (the course's "TFLOPS"); MFU too where the peak is known.
 # On a CPU: TODO-MEASURE (wall time and val loss after 2000 iterations, machine, date, commit).
