@@ -41,15 +41,15 @@ from plot import plot_lr, plot_nll, read_log
 # ----------------------------------------------------------------------------- config
 # the train.py keys ablate.py reads itself, with train.py's defaults (every other key only
 # passes through to train.py)
-out_dir = "out"
-dataset = "shakespeare_char"
-data_dir = ""
-max_iters = 600000
-seed = 1337
-gradient_accumulation_steps = 5 * 8
-batch_size = 12
-block_size = 1024
-device = "auto"
+out_dir = "out"  # the ablation's folder: one run folder per variant, report.md and plots
+dataset = "shakespeare_char"  # a prepared folder under data/ (checked before the first run)
+data_dir = ""  # or any folder holding train.bin, val.bin, meta.json (overrides dataset)
+max_iters = 600000  # every run's steps; a run is finished when it has evaluated at max_iters
+seed = 1337  # the first repeat's seed (the others: seed+1, ...)
+gradient_accumulation_steps = 5 * 8  # micro-steps per step (for the report's tokens per step)
+batch_size = 12  # sequences per micro-step (same)
+block_size = 1024  # context length (same)
+device = "auto"  # as train.py's; ablate.py names it in the report
 # ablate.py's own keys
 seeds = 1  # repeats of every run with seed, seed+1, ...; 3 shows how much runs differ by chance
 lock_file = ""  # hold an exclusive flock on this file during each run (e.g. a shared CPU/GPU lock)

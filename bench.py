@@ -53,32 +53,32 @@ globals().update({f.name: f.default for f in fields(GPTConfig)})
 vocab_size = None  # None: from the dataset's meta.json (random data: GPT-2's 50257)
 pad_vocab = True  # as train.py's new runs
 # data and batches
-dataset = "shakespeare_char"
-data_dir = ""
-batch_size = 12
+dataset = "shakespeare_char"  # a prepared folder under data/ (with real_data)
+data_dir = ""  # or any folder holding train.bin and meta.json (overrides dataset)
+batch_size = 12  # sequences per micro-step per rank
 block_size = 1024
 gradient_accumulation_steps = 5 * 8  # micro-steps per timed step, as train.py's default
 # optimizer, as train.py's keys
-optimizer = "adamw"
+optimizer = "adamw"  # 'adamw', 'adafactor' or 'muon', as train.py
 learning_rate = 6e-4  # or 'auto'
-muon_lr = 0.02
-weight_decay = 1e-1
-beta1 = 0.9
-beta2 = 0.95
-grad_clip = 1.0
+muon_lr = 0.02  # with optimizer='muon': the matrices' rate
+weight_decay = 1e-1  # on weight matrices only
+beta1 = 0.9  # AdamW's first-moment decay
+beta2 = 0.95  # AdamW's second-moment decay
+grad_clip = 1.0  # clip the global gradient norm to this (0: off)
 # system
-device = "auto"
-dtype = "auto"
-compile = False
-peak_flops = 0.0
-seed = 1337
+device = "auto"  # 'auto' (cuda, then mps, then cpu), 'cpu', 'cuda', 'cuda:1', 'mps'
+dtype = "auto"  # 'auto' (as train.py), 'float32', 'bfloat16', 'float16'
+compile = False  # torch.compile the model (or, with mode='sample', the one-token step)
+peak_flops = 0.0  # device peak FLOP/s for MFU; 0 looks up known GPUs
+seed = 1337  # initialisation and batches
 fsdp = False  # under torchrun: FSDP2 instead of DDP (train.py's key)
-activation_checkpointing = False
+activation_checkpointing = False  # recompute each block's activations in backward (train.py's key)
 # bench.py's own
 real_data = True  # batches from data/<dataset>/train.bin; False: random token ids
 check_batches = True  # check every batch's ids against the vocabulary on the CPU, as train.py does (False: to time the check)
 num_steps = 50  # timed steps, after warmup_steps untimed ones
-warmup_steps = 10
+warmup_steps = 10  # untimed steps first (allocation, compilation)
 profile = False  # torch.profiler trace of a few steps, written to bench_trace.json
 mode = "train"  # 'train': time training steps; 'sample': time generate() with the KV cache on and off
 sample_tokens = 500  # --mode=sample: new tokens per sequence

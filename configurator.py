@@ -15,13 +15,21 @@ unknown_keys="skip_in_files" (bench.py: a train.py config sets keys bench.py has
 but a mistyped --key is still an error) or "skip" (ablate.py, which hands every argument to
 train.py, and train.py names the nearest key).
 
+--help lists the settings, one a line: its default and the comment beside it in the script
+(`key = value  # what it does`; a comment line below it that starts with "# ..." goes on), or,
+for a field of a dataclass the script holds (train.py's GPTConfig), in that class.
+
 Scripts call configure(globals()); tests call apply_overrides on a plain dict.
 """
 
 import ast
+import dataclasses
 import difflib
+import inspect
+import io
 import os
 import sys
+import tokenize
 
 
 class ConfigError(ValueError):
@@ -29,9 +37,10 @@ class ConfigError(ValueError):
 
 
 def config_keys(globals_dict):
-    """The globals a user may override: plain values, not modules, functions or _private names."""
+    """The globals a user may override: plain values, not modules, functions, _private names or
+    UPPER_CASE module constants (evaluate.py's TASKS)."""
     plain = (int, float, bool, str, tuple, type(None))
-    return [k for k, v in globals_dict.items() if not k.startswith("_") and isinstance(v, plain)]
+    return [k for k, v in globals_dict.items() if not k.startswith("_") and not k.isupper() and isinstance(v, plain)]
 
 
 def _unknown(key, keys):
@@ -109,10 +118,53 @@ def apply_overrides(globals_dict, argv, unknown_keys="error"):
     return chosen
 
 
+def source_comments(source):
+    """{name: comment} for the assignments at the top level of source (a module, or one class:
+    its body) that carry a comment on their lines; a comment line right below that starts with
+    "# ..." continues the comment."""
+    tree = ast.parse(source)
+    body = tree.body[0].body if len(tree.body) == 1 and isinstance(tree.body[0], ast.ClassDef) else tree.body
+    by_line = {}  # line number -> its comment's text (tokenize: a '#' inside a string is no comment)
+    for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+        if tok.type == tokenize.COMMENT:
+            by_line[tok.start[0]] = tok.string.lstrip("#").strip()
+    lines = source.splitlines()
+    found = {}
+    for node in body:
+        target = node.target if isinstance(node, ast.AnnAssign) else node.targets[0] if isinstance(node, ast.Assign) else None
+        if not isinstance(target, ast.Name):
+            continue
+        parts = [by_line[n] for n in range(node.lineno, node.end_lineno + 1) if n in by_line]
+        n = node.end_lineno + 1
+        while parts and n in by_line and lines[n - 1].strip().startswith("# ..."):
+            parts.append(by_line[n].removeprefix("...").strip())
+            n += 1
+        if parts:
+            found[target.id] = " ".join(parts)
+    return found
+
+
+def key_comments(globals_dict):
+    """Each key's comment: from the script's own source, else from a dataclass it holds (GPTConfig)."""
+    comments = {}
+    for cls in [v for v in globals_dict.values() if isinstance(v, type) and dataclasses.is_dataclass(v)]:
+        comments.update(source_comments(inspect.cleandoc("\n" + inspect.getsource(cls))))
+    path = globals_dict.get("__file__")
+    if path and os.path.isfile(path):
+        with open(path, encoding="utf-8") as f:
+            comments.update(source_comments(f.read()))
+    return comments
+
+
 def help_text(globals_dict, script):
-    lines = [f"usage: python {script} [config/file.py] [--key=value ...]", "", "keys and their defaults:"]
-    for k in config_keys(globals_dict):
-        lines.append(f"  --{k}={globals_dict[k]!r}")
+    """The usage line, then one line per key: --key=default and, where the source has one, its comment."""
+    comments = key_comments(globals_dict)
+    settings = [(f"--{k}={globals_dict[k]!r}", comments.get(k, "")) for k in config_keys(globals_dict)]
+    width = min(max((len(s) for s, _ in settings), default=0), 32)
+    lines = [f"usage: python {script} [config/file.py] [--key=value ...]", "",
+             "settings (a config file first, then --key=value), their defaults and what they do:"]
+    for setting, comment in settings:
+        lines.append(f"  {setting:<{width}}  # {comment}" if comment else f"  {setting}")
     return "\n".join(lines)
 
 

@@ -78,7 +78,7 @@ lm_eval_tasks = ""  # lm_eval: comma-separated task names
 lm_eval_include = ""  # lm_eval: a folder of your own task YAML files
 num_fewshot = -1  # lm_eval: examples in each prompt (-1: the task's default)
 seed = 1337  # which batches the loss is measured on
-device = "auto"
+device = "auto"  # 'auto' (cuda, then mps, then cpu), 'cpu', 'cuda', 'cuda:1', 'mps'
 dtype = "auto"  # of the loss and bpb; answers, hellaswag and lm_eval are always computed in fp32
 # ------------------------------------------------------------------------------
 

@@ -22,9 +22,9 @@ class GPTConfig:
     block_size: int = 1024  # longest context the model sees (and learns positions for)
     vocab_size: int = 50257  # token ids 0 .. vocab_size-1 (GPT-2's BPE has 50257)
     pad_vocab: bool = False  # round the embedding and head up to a multiple of 64 rows, for faster matmuls (nanoGPT's 50304)
-    n_layer: int = 12
-    n_head: int = 12
-    n_embd: int = 768
+    n_layer: int = 12  # transformer blocks
+    n_head: int = 12  # attention heads per block (head size n_embd // n_head)
+    n_embd: int = 768  # width of the residual stream (embeddings)
     dropout: float = 0.0  # on attention weights and residual branches; 0 for pretraining, 0.1+ to finetune
     bias: bool = True  # biases in Linears and LayerNorms, as GPT-2; False is a little faster and often as good
     attn_impl: str = "sdpa"  # 'sdpa': fused F.scaled_dot_product_attention; 'manual': the readable reference
@@ -34,7 +34,7 @@ class GPTConfig:
     use_rope: bool = False  # rotary position embeddings on q, k (Su et al. 2021) instead of a learned position table
     rope_theta: float = 10000.0  # RoPE base: rotation wavelengths run from 2*pi to 2*pi*theta
     use_rmsnorm: bool = False  # RMSNorm (Zhang & Sennrich 2019) instead of LayerNorm, in every norm
-    norm_eps: float = 1e-5
+    norm_eps: float = 1e-5  # added to the variance (RMSNorm: the mean square) in every norm, QK-norm too
     use_swiglu: bool = False  # SiLU-gated MLP (Shazeer 2020, LLaMA); see mlp_width() for the width rule
     use_relu2: bool = False  # squared-ReLU MLP (So et al. 2021, Primer; modded-nanogpt)
     gelu_tanh: bool = False  # tanh-approximate GELU, which OpenAI trained GPT-2 with ("gelu_new" in Hugging Face)
@@ -468,13 +468,17 @@ class GPT(nn.Module):
         cfg = self.config
         return 6 * self.num_params() + 12 * cfg.n_layer * cfg.n_head * cfg.head_dim * cfg.block_size
 
+    def achieved_flops(self, tokens_per_iter, dt, world_size=1):
+        """Model FLOP/s achieved per device: flops_per_token() for each of tokens_per_iter tokens
+        (every rank's) in dt seconds, shared by world_size devices. Needs no peak."""
+        return self.flops_per_token() * tokens_per_iter / dt / world_size
+
     def estimate_mfu(self, tokens_per_iter, dt, peak_flops, world_size=1):
-        """Model FLOPs utilisation: achieved FLOP/s over the peak (e.g. 312e12 for an A100 in
-        bf16). tokens_per_iter counts every rank's tokens and peak_flops is one device's, so the
-        peak of all world_size devices is the denominator. Returns None when the peak is unknown."""
+        """Model FLOPs utilisation: achieved FLOP/s per device over one device's peak (e.g. 312e12
+        for an A100 in bf16). Returns None when the peak is unknown."""
         if not peak_flops:
             return None
-        return self.flops_per_token() * tokens_per_iter / dt / (peak_flops * world_size)
+        return self.achieved_flops(tokens_per_iter, dt, world_size) / peak_flops
 
     # ---------------------------------------------------------------- generation
 

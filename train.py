@@ -44,9 +44,9 @@ from parallel import (all_finite, build_model, fsdp_error, full_state, load_opti
 
 # ----------------------------------------------------------------------------- config
 # I/O
-out_dir = "out"
+out_dir = "out"  # where ckpt.pt, config.json and log.jsonl go
 eval_interval = 2000  # evaluate (and maybe checkpoint) every this many iterations, and at the end
-log_interval = 1
+log_interval = 1  # print and log a training step every this many iterations
 eval_iters = 200  # batches per split in each evaluation
 eval_only = False  # evaluate once and exit
 always_save_checkpoint = True  # save at every evaluation, not only when val loss improves
@@ -56,9 +56,9 @@ init_from = "scratch"  # 'scratch', 'resume' (from out_dir/ckpt.pt), or 'ckpt:PA
 # ... or OpenAI's 'gpt2', 'gpt2-medium', 'gpt2-large', 'gpt2-xl', or 'hf:PATH' (a local Hugging Face GPT-2 folder)
 overwrite = False  # let a new run (any init_from but 'resume') start in an out_dir that holds a checkpoint, replacing it
 # wandb (works offline with WANDB_MODE=offline)
-wandb_log = False
-wandb_project = "gptlab"
-wandb_run_name = "run"
+wandb_log = False  # also send log.jsonl's records to Weights & Biases
+wandb_project = "gptlab"  # the wandb project the run goes to
+wandb_run_name = "run"  # the run's name in wandb (it need not be unique)
 # data
 dataset = "shakespeare_char"  # a prepared folder under data/
 data_dir = ""  # or any folder holding train.bin, val.bin, meta.json (overrides dataset)
@@ -73,14 +73,14 @@ pad_vocab = True  # new runs round the vocabulary up to a multiple of 64 (the mo
 optimizer = "adamw"  # 'adamw'; 'adafactor' (less memory); 'muon' (Muon for the blocks' matrices, AdamW for the rest)
 learning_rate = 6e-4  # peak learning rate; 'auto': Kaplan et al.'s scaling law from the model's size (scaling_law_lr)
 muon_lr = 0.02  # with optimizer='muon': the matrices' peak rate (Keller Jordan's); the schedule scales it like learning_rate
-max_iters = 600000
-weight_decay = 1e-1
-beta1 = 0.9  # AdamW's
-beta2 = 0.95
+max_iters = 600000  # optimizer steps in all (a resume goes on to this count)
+weight_decay = 1e-1  # decoupled weight decay, on weight matrices only (not biases, norms or gains)
+beta1 = 0.9  # AdamW's first-moment decay
+beta2 = 0.95  # AdamW's second-moment decay (0.99 for small batches)
 grad_clip = 1.0  # clip the global gradient norm to this (0: off)
 # learning-rate schedule: linear warmup, then cosine decay to min_lr
 use_warmup = True  # linear warmup over warmup_iters; False starts at the full rate
-warmup_iters = 2000
+warmup_iters = 2000  # iterations of linear warmup up to learning_rate
 use_cosine = True  # cosine decay to min_lr by lr_decay_iters; False keeps the peak rate
 decay_lr = True  # nanoGPT's name: False turns the whole schedule off (constant learning_rate)
 lr_decay_iters = 600000  # usually max_iters
@@ -91,7 +91,7 @@ device = "auto"  # 'auto' (cuda, then mps, then cpu), 'cpu', 'cuda', 'cuda:1', '
 dtype = "auto"  # 'auto' (CUDA: bf16 where supported, else fp16; CPU: bf16 only with bf16 units, else fp32), 'float32', 'bfloat16', 'float16'
 compile = False  # torch.compile the model (PyTorch 2); slow to start, faster after
 peak_flops = 0.0  # device peak FLOP/s for MFU; 0 looks up known GPUs, else MFU is not shown
-seed = 1337
+seed = 1337  # initialisation, data order and dropout (each rank's dropout takes seed + rank)
 skip_nonfinite = 0  # skip up to this many steps with a NaN/inf loss before stopping (0: stop at the first)
 keep_last = 0  # besides ckpt.pt, keep this many earlier checkpoints as ckpt-<iter>.pt (0: none)
 # memory (docs/fsdp.md)
@@ -341,9 +341,10 @@ if __name__ == "__main__":
                 sys.exit(f"error: {e}")
             reached = target_val_loss > 0 and losses["val"] <= target_val_loss
             if master:
+                val_ppl = math.exp(losses["val"]) if losses["val"] < 700 else float("inf")  # NaN too; logged as null
                 print(f"step {iter_num}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}, "
-                      f"val ppl {math.exp(min(losses['val'], 50)):.2f}")
-                log({"iter": iter_num, "tokens": iter_num * tokens_per_iter, "val_loss": losses["val"],
+                      f"val ppl {val_ppl:.2f}")
+                log({"iter": iter_num, "tokens": iter_num * tokens_per_iter, "val_loss": losses["val"], "val_ppl": val_ppl,
                      "train_loss_eval": losses["train"], "lr": lr, "elapsed_s": time.time() - t_start})
             improved = losses["val"] < best_val_loss
             best_val_loss = min(best_val_loss, losses["val"])
@@ -395,10 +396,12 @@ if __name__ == "__main__":
         if iter_num % log_interval == 0 and master:
             mfu = raw_model.estimate_mfu(tokens_per_iter, dt, peak, world_size)  # peak is one device's
             mfu_text = f", mfu {mfu * 100:.1f}%" if mfu is not None else ""
+            tflops = raw_model.achieved_flops(tokens_per_iter, dt, world_size) / 1e12  # per device, like MFU; no peak needed
             print(f"iter {iter_num}: loss {lossf:.4f}, lr {lr:.2e}, time {dt * 1000:.2f}ms, "
-                  f"{tokens_per_iter / dt:,.0f} tok/s{mfu_text}")
+                  f"{tokens_per_iter / dt:,.0f} tok/s{mfu_text}, {tflops:.3g} TFLOP/s")
             log({"iter": iter_num, "tokens": iter_num * tokens_per_iter, "train_loss": lossf, "lr": lr,
-                 "dt_ms": dt * 1000, "tok_per_s": tokens_per_iter / dt, "mfu": mfu, "elapsed_s": t1 - t_start})
+                 "dt_ms": dt * 1000, "tok_per_s": tokens_per_iter / dt, "mfu": mfu, "tflops": tflops,
+                 "elapsed_s": t1 - t_start})
         if ckpt_interval and iter_num % ckpt_interval == 0:
             checkpoint("ckpt_interval")
         if ddp and stop_signal_everywhere(bool(stop_signal)):

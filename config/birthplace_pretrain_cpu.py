@@ -1,6 +1,7 @@
 # The knowledge probe's pretraining on a CPU (2 cores): the course's model, with 130 epochs of
-# span corruption instead of the course's 650: 100 minutes on 2 AVX2 cores in fp32; after
-# config/birthplace_finetune_cpu.py, 9.4% on dev (Intel, bf16; London 5.0%; docs/birthplace.md).
+# span corruption instead of the course's 650. After config/birthplace_finetune_cpu.py, on dev
+# (London: 5.0%; docs/birthplace.md): 7.0% from a 100-minute run on 2 AVX2 cores in fp32 (AMD EPYC),
+# 9.4% from a 121-minute run in bf16 on an Intel machine with AMX (one thread, beside another run).
 #   python train.py config/birthplace_pretrain_cpu.py
 #   python train.py config/birthplace_pretrain_cpu.py --init_from=resume     # continue a stopped run
 # What makes it fit: batches of 32 at lr 1e-3 instead of 128 at 6e-3 (four times the updates

@@ -1,6 +1,6 @@
 # Finetune OpenAI's GPT-2 124M (gpt2) on Don Quixote (GPT-2 tokens): the recipe of
 # config/finetune_shakespeare.py, a few iterations at a small constant learning rate, keeping
-# the checkpoint with the best val loss. Untested against the real weights so far.
+# the checkpoint with the best val loss. Never run from OpenAI's weights so far (docs/evaluation.md).
 # One GPU, or slowly a CPU (--device=cpu); a bigger GPT-2: --init_from=gpt2-medium, -large, -xl.
 #   python data/don/prepare.py && python train.py config/finetune_don.py
 #   python sample.py --out_dir=out-don --start=FILE:prompt/don.txt

@@ -114,3 +114,36 @@ def test_bench_and_ablate_take_train_configs_with_trains_defaults():
         g = {k: getattr(module, k) for k in config_keys(vars(module))}
         apply_overrides(g, [os.path.join(root, "config", "train_shakespeare_char_cpu.py")], unknown_keys="skip_in_files")
         assert g["n_embd" if module is bench else "max_iters"] in (128, 2000) and g["block_size"] == 64
+
+
+@pytest.mark.parametrize("script", ["train", "sample", "evaluate", "bench", "export", "ablate"])
+def test_help_lists_the_settings_one_a_line_each_with_its_comment(script):
+    """--help shows every setting on one line with its default and the comment it has in the source
+    (a GPTConfig field's comment comes from model.py), and no module constant (TASKS, GPT2_BPE_NAMES)."""
+    import importlib
+    module = importlib.import_module(script)
+    text = help_text(vars(module), f"{script}.py")
+    lines = [line for line in text.splitlines() if line.startswith("  --")]
+    keys = config_keys(vars(module))
+    assert [line.split("=", 1)[0].strip()[2:] for line in lines] == keys
+    assert not [k for k in keys if k.isupper()], "module constants are not settings"
+    bare = [line for line in lines if "  # " not in line]
+    assert not bare, f"{script}.py: settings without a comment in the source:\n" + "\n".join(bare)
+    assert "--n_embd=" not in text or "--dropout=0.0" in text and "residual branches" in text  # model.py's comment
+
+
+def test_every_argparse_option_has_its_help():
+    """The scripts that take argparse options (data/*/prepare.py, plot.py, bench/*.py) say what each one does."""
+    import ast
+    import glob
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    bare = []
+    for path in sorted(glob.glob(os.path.join(root, "data", "*", "prepare.py")) + glob.glob(os.path.join(root, "bench", "*.py"))
+                       + [os.path.join(root, "plot.py")]):
+        with open(path) as f:
+            tree = ast.parse(f.read())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "add_argument":
+                if not any(k.arg == "help" for k in node.keywords):
+                    bare.append(f"{os.path.relpath(path, root)}:{node.lineno}")
+    assert not bare, "options without help=: " + ", ".join(bare)

@@ -85,6 +85,7 @@ def test_estimate_mfu():
     m = tiny()
     assert m.estimate_mfu(1000, 1.0, 0) is None
     assert m.estimate_mfu(1000, 1.0, 1e12) == pytest.approx(m.flops_per_token() * 1000 / 1e12)
+    assert m.achieved_flops(1000, 0.5, world_size=2) == pytest.approx(m.flops_per_token() * 1000)  # per device, no peak
 
 
 def test_invalid_config_is_a_clear_error():

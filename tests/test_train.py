@@ -4,6 +4,7 @@ the CPU configs' bf16 choice."""
 
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -87,6 +88,25 @@ def test_train_lowers_loss_checkpoints_and_samples(char_run):
 
 
 @pytest.mark.slow
+def test_log_has_val_ppl_and_the_achieved_tflops(char_run):
+    """Each evaluation logs val_ppl (exp of val_loss, also what wandb gets); each step logs and prints
+    the achieved TFLOP/s, model FLOPs per token times tokens/s, which needs no peak: on a CPU mfu is null."""
+    import math
+
+    from model import GPT, GPTConfig
+    records = [json.loads(line) for line in open(os.path.join(char_run["out_dir"], "log.jsonl"))]
+    evals = [r for r in records if "val_loss" in r]
+    assert evals and all(r["val_ppl"] == pytest.approx(math.exp(r["val_loss"])) for r in evals)
+    steps = [r for r in records if "train_loss" in r]
+    per_token = GPT(GPTConfig(**load_checkpoint(os.path.join(char_run["out_dir"], "ckpt.pt"))["model_args"])).flops_per_token()
+    assert len(steps) == CHAR_RUN_ITERS and all(r["mfu"] is None for r in steps)
+    for r in steps:
+        assert r["tflops"] == pytest.approx(per_token * r["tok_per_s"] / 1e12, rel=1e-6)
+    lines = [line for line in char_run["stdout"].splitlines() if line.startswith("iter ")]
+    assert len(lines) == CHAR_RUN_ITERS and all(re.search(r", [0-9.e+-]+ TFLOP/s", line) for line in lines), lines[:2]
+
+
+@pytest.mark.slow
 def test_resume_rejects_a_different_model(char_data, char_run, tmp_path):
     out = copy_run(char_run, tmp_path / "r")
     p = train(char_data, out, "--init_from=resume", "--n_layer=3", check=False)
@@ -128,6 +148,7 @@ def test_wandb_offline_and_eval_only(char_data, tmp_path, network_attempts):
         "--wandb_log=True", "--wandb_run_name=t", env=env)
     runs = list((tmp_path / "wandb").glob("offline-run-*"))
     assert len(runs) == 1 and any(runs[0].rglob("*.wandb"))
+    assert b"val_ppl" in next(runs[0].rglob("*.wandb")).read_bytes()  # the evaluations' perplexity goes to wandb too
     p = run("train.py", f"--data_dir={char_data}", f"--out_dir={out}", *TINY, "--init_from=resume", "--eval_only=True",
             env=env)  # the resume keeps wandb_log=True from the checkpoint
     assert "step 2:" in p.stdout and "iter 3" not in p.stdout

@@ -26,7 +26,8 @@ from data.common import DON_QUIXOTE_CHECKSUM, DON_QUIXOTE_URL, DataError, read_g
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--input", help="a local copy of the Gutenberg text instead of downloading")
-    ap.add_argument("--out_dir", default=os.path.dirname(os.path.abspath(__file__)))
+    ap.add_argument("--out_dir", default=os.path.dirname(os.path.abspath(__file__)),
+                    help="where train.bin, val.bin and meta.json go (default: this folder)")
     args = ap.parse_args(argv)
 
     try:

@@ -194,14 +194,15 @@ def main(argv=None):
     ap.add_argument("--input", nargs="+", default=[], help=".jsonl, .jsonl.gz or .jsonl.zst files, globs or folders")
     ap.add_argument("--text_key", default="text", help="the field holding each document's text")
     ap.add_argument("--tokenizer", default="gpt2", help="a tiktoken encoding name or a tokenizer.json file")
-    ap.add_argument("--out_dir", default=os.path.dirname(os.path.abspath(__file__)))
+    ap.add_argument("--out_dir", default=os.path.dirname(os.path.abspath(__file__)),
+                    help="where train.bin, val.bin and meta.json go (default: this folder)")
     ap.add_argument("--val_fraction", type=float, default=0.0005, help="share of documents (the last ones) held out")
     ap.add_argument("--val_docs", type=int, default=0, help="hold out exactly this many last documents instead")
     ap.add_argument("--num_proc", type=int, default=len(os.sched_getaffinity(0)), help="tokenizer processes")
     ap.add_argument("--block_kb", type=int, default=4096, help="KB of lines per task: enough to amortise the pipe")
     ap.add_argument("--hf_dataset", help="read a Hugging Face dataset instead (with --input: its data_files)")
     ap.add_argument("--hf_config", help="the dataset's configuration name")
-    ap.add_argument("--hf_split", default="train")
+    ap.add_argument("--hf_split", default="train", help="the Hugging Face dataset's split to read")
     ap.add_argument("--streaming", action="store_true", help="stream the Hugging Face dataset instead of downloading it")
     args = ap.parse_args(argv)
     if not args.input and not args.hf_dataset:

@@ -51,9 +51,10 @@ def main(argv=None):
     ap.add_argument("--hf_dataset", default="Skylion007/openwebtext", help="hub name, or a builder (json, text) with --input")
     ap.add_argument("--hf_config", help="the dataset's configuration name")
     ap.add_argument("--input", nargs="+", default=[], help="local data files for --hf_dataset=json or text")
-    ap.add_argument("--text_key", default="text")
+    ap.add_argument("--text_key", default="text", help="the field holding each document's text")
     ap.add_argument("--tokenizer", default="gpt2", help="a tiktoken encoding name or a tokenizer.json file")
-    ap.add_argument("--out_dir", default=os.path.dirname(os.path.abspath(__file__)))
+    ap.add_argument("--out_dir", default=os.path.dirname(os.path.abspath(__file__)),
+                    help="where train.bin, val.bin and meta.json go (default: this folder)")
     ap.add_argument("--val_fraction", type=float, default=0.0005, help="share of documents (the last ones) held out")
     ap.add_argument("--num_proc", type=int, default=len(os.sched_getaffinity(0)), help="processes for load and map")
     args = ap.parse_args(argv)

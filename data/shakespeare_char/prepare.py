@@ -55,7 +55,8 @@ def read_text(input_path, out_dir):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--input", help="local text file instead of downloading")
-    ap.add_argument("--out_dir", default=os.path.dirname(os.path.abspath(__file__)))
+    ap.add_argument("--out_dir", default=os.path.dirname(os.path.abspath(__file__)),
+                    help="where train.bin, val.bin and meta.json go (default: this folder)")
     args = ap.parse_args(argv)
 
     text, source = read_text(args.input, args.out_dir)

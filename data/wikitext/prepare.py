@@ -107,11 +107,12 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--input", help="a folder with wiki.train.raw, wiki.valid.raw, wiki.test.raw")
     ap.add_argument("--train_split", default="train", choices=list(HF_SPLITS), help="trains the tokenizer and the model")
-    ap.add_argument("--val_split", default="valid", choices=list(HF_SPLITS))
-    ap.add_argument("--hf_dataset", default="Salesforce/wikitext")
-    ap.add_argument("--hf_config", default="wikitext-103-raw-v1")
-    ap.add_argument("--vocab_size", type=int, default=8192)
-    ap.add_argument("--out_dir", default=os.path.dirname(os.path.abspath(__file__)))
+    ap.add_argument("--val_split", default="valid", choices=list(HF_SPLITS), help="becomes val.bin")
+    ap.add_argument("--hf_dataset", default="Salesforce/wikitext", help="the hub dataset, without --input")
+    ap.add_argument("--hf_config", default="wikitext-103-raw-v1", help="its configuration (wikitext-2-raw-v1: WikiText-2)")
+    ap.add_argument("--vocab_size", type=int, default=8192, help="BPE ids, end-of-text included")
+    ap.add_argument("--out_dir", default=os.path.dirname(os.path.abspath(__file__)),
+                    help="where train.bin, val.bin and meta.json go (default: this folder)")
     args = ap.parse_args(argv)
     if args.vocab_size < 257:
         sys.exit(f"error: --vocab_size={args.vocab_size} is too small: byte-level BPE needs 256 bytes + end-of-text")
