@@ -65,6 +65,8 @@ data_dir = ""  # or any folder holding train.bin, val.bin, meta.json (overrides 
 gradient_accumulation_steps = 5 * 8  # micro-steps per optimizer step, summed over all ranks
 batch_size = 12  # sequences per micro-step per rank
 length_bands = 1  # datasets of whole examples (a batch_module): each batch takes examples of like length from one of this many bands (less padding, same odds per example)
+qa_share = 0.0  # birthplace pretraining: mixed training, the training people's questions as this share of the train tokens from step 0 (Allen-Zhu & Li 2023; docs/birthplace.md)
+random_windows = False  # birthplace pretraining: span corruption keeps a stretch starting anywhere in a paragraph, not only its beginning
 # model: every field of model.GPTConfig is also a key (the defaults are GPT-2 124M)
 globals().update({f.name: f.default for f in fields(GPTConfig)})
 vocab_size = None  # None: from the dataset's meta.json
@@ -181,7 +183,8 @@ if __name__ == "__main__":
         sys.exit(f"error: {e}")
     data_tokenizer = tokenizer_identity(meta, ddir)  # every checkpoint records it (checkpoint.check_tokenizer)
     try:  # train and val batch sources, chosen once; the loop and estimate_loss only call draw and get
-        splits = {s: open_batches(ddir, s, meta, block_size, device, length_bands) for s in ("train", "val")}
+        splits = {s: open_batches(ddir, s, meta, block_size, device, length_bands, qa_share=qa_share,
+                                  random_windows=random_windows) for s in ("train", "val")}
     except ValueError as e:
         sys.exit(f"error: {e}")
 

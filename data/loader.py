@@ -10,10 +10,11 @@ Both answer the same two calls, which is all the training loop and estimate_loss
   draw(rng, n_rows, batch_size) -> an array of n_rows rows, one row per micro-batch
   get(row)                      -> X, Y, int64 tensors (B, T) on the device
 
-A batch_module provides load_split(data_dir, split, meta, block_size, length_bands), which
-returns an object whose examples(seeds) gives one (x, y) pair of int64 arrays of length
-block_size per seed (y = -1 where no loss is taken). Only modules inside this repository's
-data/ package are imported, so a downloaded dataset folder cannot make train.py run other code.
+A batch_module provides load_split(data_dir, split, meta, block_size, length_bands, **options)
+(options: train.py keys of its own, such as the birthplace's qa_share), which returns an object
+whose examples(seeds) gives one (x, y) pair of int64 arrays of length block_size per seed
+(y = -1 where no loss is taken). Only modules inside this repository's data/ package are
+imported, so a downloaded dataset folder cannot make train.py run other code.
 """
 
 import importlib
@@ -117,16 +118,20 @@ def import_batch_module(name):
     return importlib.import_module(name)
 
 
-def open_batches(data_dir, split, meta, block_size, device, length_bands=1):
+def open_batches(data_dir, split, meta, block_size, device, length_bands=1, **options):
     """The batch source of one split, chosen once: TokenWindows, or Examples when meta names a
-    batch_module. Every batch's ids are checked against meta's vocab_size on the CPU. Raises
+    batch_module, whose load_split takes the options (token windows take none but their off
+    values). Every batch's ids are checked against meta's vocab_size on the CPU. Raises
     ValueError (a DataError for a damaged folder) when the split cannot fill a block."""
     tokens = open_tokens(data_dir, split, meta)
     vocab = meta["vocab_size"]
     if "batch_module" in meta:
         module = import_batch_module(meta["batch_module"])
-        return Examples(module.load_split(data_dir, split, meta, block_size, length_bands), len(tokens), device,
-                        vocab, os.path.join(data_dir, f"{split}.bin"))
+        return Examples(module.load_split(data_dir, split, meta, block_size, length_bands, **options), len(tokens),
+                        device, vocab, os.path.join(data_dir, f"{split}.bin"))
+    if on := [k for k, v in options.items() if v]:
+        raise ValueError(f"--{on[0]} needs a dataset of whole examples (a batch_module in meta.json), such as "
+                         f"birthplace/pretrain; {data_dir} is a token stream: drop it")
     if len(tokens) <= block_size:
         raise ValueError(f"the {split} split of {data_dir} has {len(tokens)} tokens, not more than "
                          f"block_size={block_size}; lower --block_size")

@@ -2,9 +2,9 @@
 Training examples for the knowledge probe (CS224N assignment 5), built fresh at every draw.
 
 data/loader.py imports this module because the prepared meta.json names it ("batch_module"):
-load_split(data_dir, split, meta, block_size, length_bands) returns an object whose
-examples(seeds) gives one (x, y) pair of int64 arrays of length block_size per seed, y = -1
-where no loss is taken. The loader draws the seeds, stacks the examples and trims the
+load_split(data_dir, split, meta, block_size, length_bands, qa_share, random_windows) returns
+an object whose examples(seeds) gives one (x, y) pair of int64 arrays of length block_size per
+seed, y = -1 where no loss is taken. The loader draws the seeds, stacks the examples and trims the
 all-ignored columns at the end, so a batch costs what its longest example costs.
 
 length_bands > 1 makes the batches cheaper without changing what is learnt on average: the
@@ -19,13 +19,19 @@ Two objectives, chosen by meta["objective"]:
                         prefix ⁇ suffix ⁇ span □□□...
   qa                "Where was X born?<TAB>Lebanon" lines, learnt as
                         question ⁇ answer ⁇ □□□...   with the loss on "answer ⁇" only
+
+Two options of span corruption, both off by default (the course's protocol), set by train.py:
+  qa_share          mixed training (Allen-Zhu & Li 2023): the train split's examples include
+                    the training people's questions (qa.bin, the finetune's train split), in
+                    this share of the tokens; val stays span corruption alone
+  random_windows    the kept stretch of a document starts anywhere in it, not at its beginning
 """
 
 import os
 
 import numpy as np
 
-from data.common import open_tokens
+from data.common import open_tokens, prepare_hint
 
 PAD, MASK = 0, 1  # ids of "□" and "⁇": prepare.py puts them first in the vocabulary
 PAD_CHAR, MASK_CHAR = "□", "⁇"
@@ -54,23 +60,26 @@ def truncation_range(block_size):
     return 4, int(block_size * 7 / 8)
 
 
-def corrupt(doc, rng, block_size, keep_range=None):
+def corrupt(doc, rng, block_size, keep_range=None, anywhere=False):
     """One span corruption of doc -> (prefix, span, suffix), whose concatenation is the
     document truncated to a random length in [4, int(block_size * 7/8)] (or the whole
     document when it is shorter); keep_range=(lo, hi) narrows that to one length band.
-    The span holds between 1 and L/2 - 1 characters of the L kept, uniformly, so a quarter
-    of L on average (a quarter character less for odd L)."""
+    anywhere=True keeps a stretch of that length starting anywhere in the document (uniformly),
+    so that what a paragraph says past its first 7/8 of a block is seen too; it draws one more
+    number, and only then. The span holds between 1 and L/2 - 1 characters of the L kept,
+    uniformly, so a quarter of L on average (a quarter character less for odd L)."""
     lo, hi = keep_range or truncation_range(block_size)
     keep = rng.integers(lo, hi, endpoint=True)
-    doc = doc[:keep]
+    first = rng.integers(0, len(doc) - keep, endpoint=True) if anywhere and len(doc) > keep else 0
+    doc = doc[first:first + keep]
     n = len(doc)
     span = rng.integers(1, max(1, n // 2 - 1), endpoint=True)
     start = rng.integers(0, n - span, endpoint=True)
     return doc[:start], doc[start:start + span], doc[start + span:]
 
 
-def span_corruption_example(doc, rng, block_size, keep_range=None):
-    prefix, span, suffix = corrupt(doc, rng, block_size, keep_range)
+def span_corruption_example(doc, rng, block_size, keep_range=None, anywhere=False):
+    prefix, span, suffix = corrupt(doc, rng, block_size, keep_range, anywhere)
     return pad_pair(np.concatenate([prefix, [MASK], suffix, [MASK], span]), block_size)
 
 
@@ -93,16 +102,27 @@ def pick_band(rng, bands):
 class SpanCorruption:
     """Bands of the truncation length: a band's examples are at most its top + 2 tokens long."""
 
-    def __init__(self, docs, block_size, length_bands=1):
-        self.docs, self.block_size = docs, block_size
+    def __init__(self, docs, block_size, length_bands=1, anywhere=False):
+        self.docs, self.block_size, self.anywhere = docs, block_size, anywhere
         lo, hi = truncation_range(block_size)
         self.bands = np.array_split(np.arange(lo, hi + 1), max(1, length_bands))
+
+    def example(self, rng, band):
+        """One example of a random document, its truncation length drawn from band."""
+        doc = self.docs[rng.integers(len(self.docs))]
+        return span_corruption_example(doc, rng, self.block_size, (band[0], band[-1]), self.anywhere)
 
     def examples(self, seeds):
         rngs = [np.random.default_rng(s) for s in seeds]
         band = pick_band(rngs[0], self.bands)  # the first example's generator also picks the band
-        return [span_corruption_example(self.docs[r.integers(len(self.docs))], r, self.block_size,
-                                        (band[0], band[-1])) for r in rngs]
+        return [self.example(r, band) for r in rngs]
+
+    def mean_length(self):
+        """An example's expected length in tokens: the kept characters (the truncation length,
+        uniform over all bands together, or the document's length when shorter) and two masks."""
+        lo, hi = truncation_range(self.block_size)
+        lengths = np.array([len(d) for d in self.docs])
+        return np.minimum(np.arange(lo, hi + 1)[None, :], lengths[:, None]).mean() + 2  # (docs, lengths)
 
 
 class QA:
@@ -126,19 +146,60 @@ class QA:
         return [qa_example(*self.pairs[order[i % len(order)]], self.block_size) for i in range(len(seeds))]
 
 
-def load_split(data_dir, split, meta, block_size, length_bands=1):
-    ids = np.asarray(open_tokens(data_dir, split, meta), dtype=np.int64)
-    lines = split_on(ids, meta["newline"])
+class Mixed:
+    """Mixed training (Allen-Zhu & Li 2023, "Physics of Language Models: Part 3.1"): the training
+    people's questions among the span-corruption examples, from the first step, so that the model
+    learns to answer while it stores the documents. share is the questions' share of the tokens
+    (docs/birthplace.md says why tokens): each example is a question with the probability
+    p_question that gives that share on average, from the mean lengths of the two kinds (a
+    question is shorter than most span-corruption examples, so p_question is above share there).
+    Whether an example is a question, and which, comes from its own seed; the batch's length band
+    (for its span-corruption examples) from a generator of its own seeded by the first seed, so
+    an example depends on its own seed and the band alone. A question is learnt as in the finetune,
+    with the loss on its answer, so it weighs less in a batch's mean loss than its tokens."""
+
+    def __init__(self, span, qa, share):
+        self.span, self.pairs = span, qa.pairs
+        q_len = np.mean([len(q) + len(a) + 2 for q, a in self.pairs])  # question ⁇ answer ⁇
+        s_len = span.mean_length()
+        # the p that solves q_len·p / (q_len·p + s_len·(1 - p)) = share
+        self.p_question = share * s_len / (share * s_len + (1 - share) * q_len)
+
+    def examples(self, seeds):
+        rngs = [np.random.default_rng(s) for s in seeds]
+        asks = [r.random() < self.p_question for r in rngs]
+        band = pick_band(np.random.default_rng([seeds[0], 1]), self.span.bands)
+        return [qa_example(*self.pairs[r.integers(len(self.pairs))], self.span.block_size) if ask
+                else self.span.example(r, band) for r, ask in zip(rngs, asks)]
+
+
+def read_pairs(data_dir, split, meta):
+    """A split of "question<TAB>answer" lines -> [(question ids, answer ids)]."""
+    pairs = []
+    for line in split_on(np.asarray(open_tokens(data_dir, split, meta), dtype=np.int64), meta["newline"]):
+        tab = np.flatnonzero(line == meta["tab"])
+        if len(tab) != 1:
+            raise ValueError(f"a line of {os.path.join(data_dir, split)}.bin is not 'question<TAB>answer'")
+        pairs.append((line[:tab[0]], line[tab[0] + 1:]))
+    return pairs
+
+
+def load_split(data_dir, split, meta, block_size, length_bands=1, qa_share=0.0, random_windows=False):
+    if not 0 <= qa_share <= 1:
+        raise ValueError(f"qa_share={qa_share} is not a share of the tokens; give one from 0 to 1")
     if meta["objective"] == "span_corruption":
         if block_size < 8:
             raise ValueError(f"span corruption needs block_size >= 8 (got {block_size})")
-        return SpanCorruption([d for d in lines if len(d) >= 4], block_size, length_bands)
+        lines = split_on(np.asarray(open_tokens(data_dir, split, meta), dtype=np.int64), meta["newline"])
+        span = SpanCorruption([d for d in lines if len(d) >= 4], block_size, length_bands, random_windows)
+        if split != "train" or not qa_share:  # val stays the documents alone: its loss compares with a plain run's
+            return span
+        if "qa_tokens" not in meta:
+            raise ValueError(f"{data_dir} holds no questions to mix in (qa.bin, for --qa_share); {prepare_hint(data_dir)}")
+        return Mixed(span, QA(read_pairs(data_dir, "qa", meta), block_size), qa_share)
     if meta["objective"] == "qa":
-        pairs = []
-        for line in lines:
-            tab = np.flatnonzero(line == meta["tab"])
-            if len(tab) != 1:
-                raise ValueError(f"a line of {os.path.join(data_dir, split)}.bin is not 'question<TAB>answer'")
-            pairs.append((line[:tab[0]], line[tab[0] + 1:]))
-        return QA(pairs, block_size, length_bands)
+        if qa_share or random_windows:
+            raise ValueError(f"--qa_share and --random_windows change span-corruption pretraining, and {data_dir} "
+                             f"is a finetuning dataset; drop them")
+        return QA(read_pairs(data_dir, split, meta), block_size, length_bands)
     raise ValueError(f"unknown objective {meta['objective']!r} in {data_dir}/meta.json")

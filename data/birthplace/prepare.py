@@ -14,7 +14,8 @@ One character vocabulary covers all four files, after two symbols of its own: PA
 and MASK "⁇" (id 1). Two prepared datasets come out, each a token stream with a meta.json
 that names data/birthplace/batches.py, which turns lines into training examples:
     data/birthplace/pretrain/   train.bin = val.bin = wiki.txt   (span corruption; val is the
-                                same documents, since pretraining is about storing them)
+                                same documents, since pretraining is about storing them),
+                                qa.bin = the finetune's train.bin (mixed training, --qa_share)
     data/birthplace/finetune/   train.bin = birth_places_train.tsv less the holdout,
                                 val.bin = the holdout (--holdout=0: val.bin = birth_dev.tsv)
 
@@ -25,7 +26,7 @@ the question files, holdout.tsv, birth_dev.tsv and birth_test_inputs.tsv, and it
 names them, so evaluate.py finds dev and the test inputs however the data came in.
 On the course files:
     vocab size: 257 (255 characters + PAD + MASK)
-    pretrain: 2,937 documents, 418,352 characters
+    pretrain: 2,937 documents, 418,352 characters; 1,800 questions to mix in
     finetune: 1,800 train / 200 val (holdout) questions; dev 500, test inputs 437
 """
 
@@ -37,7 +38,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 from data.birthplace.batches import MASK_CHAR, PAD_CHAR  # noqa: E402
-from data.common import write_dataset  # noqa: E402
+from data.common import write_dataset, write_meta, write_tokens  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FILES = ("wiki.txt", "birth_places_train.tsv", "birth_dev.tsv", "birth_test_inputs.tsv")
@@ -101,10 +102,14 @@ def main(argv=None):
     if args.holdout:
         files["holdout"] = "holdout.tsv"
     wiki = texts["wiki.txt"]
-    write_dataset(os.path.join(args.out_dir, "pretrain"), encode("wiki.txt"), encode("wiki.txt"),
-                  objective="span_corruption", questions={k: f"../finetune/{v}" for k, v in files.items()},
-                  **common)
-    print(f"pretrain: {sum(1 for line in wiki.split(chr(10)) if line):,} documents, {len(wiki):,} characters")
+    folder = os.path.join(args.out_dir, "pretrain")
+    meta = write_dataset(folder, encode("wiki.txt"), encode("wiki.txt"), objective="span_corruption",
+                         questions={k: f"../finetune/{v}" for k, v in files.items()}, **common)
+    # the questions that mixed training may show pretraining: the finetune's, never the holdout's or dev's
+    n_qa, top = write_tokens(os.path.join(folder, "qa.bin"), encode_lines(train_q), meta["dtype"])
+    write_meta(folder, dict(meta, qa_tokens=n_qa, max_token_id=max(meta["max_token_id"], top)))
+    print(f"pretrain: {sum(1 for line in wiki.split(chr(10)) if line):,} documents, {len(wiki):,} characters; "
+          f"{len(train_q):,} questions to mix in")
 
     val_q = holdout if args.holdout else dev_q
     folder = os.path.join(args.out_dir, "finetune")
