@@ -9,7 +9,8 @@ activations keep their dtype. Training never uses it.
           (device.cpu_has_bf16) or a GPU; elsewhere torch emulates bf16, slower than fp32.
     int8  int8 weights with one fp32 scale per output row (symmetric, per channel): 1 byte. On a CPU,
           torch's weight-only kernel (torch._weight_int8pack_mm) multiplies the int8 weights as
-          they are; on other devices each product converts them to the activations' dtype first.
+          they are, by the activations rounded to bf16 (Int8Linear says why); on other devices each
+          product converts the weights to the activations' dtype first.
 
 Why: at batch 1 a decoding step reads every weight once and does two FLOPs with it, so memory
 bandwidth sets the floor, and fewer bytes per weight lower it (bench.py --mode=sample prints each
@@ -35,8 +36,16 @@ FORMATS = ("none", "bf16", "int8")
 
 
 class Int8Linear(nn.Module):
-    """nn.Linear with int8 weights and one scale per output row: W ~= scale[:, None] * weight.
-    Each row's largest weight maps to +-127, so a row's error is at most half its scale."""
+    """nn.Linear with int8 weights and one fp32 scale per output row: W ~= scale[:, None] * weight.
+    Each row's largest weight maps to +-127, so a row's error is at most half its scale.
+
+    On a CPU the product is torch._weight_int8pack_mm, which reads the int8 weights as they are.
+    In torch 2.13 its x86 kernel is vectorized (AVX2 / AVX-512) for bf16 activations only: with
+    fp32 ones it runs a scalar loop (its fp32 results equal a sequential sum), slower than fp32
+    weights. So the activations go in as bf16 (the kernel turns them back to fp32 and accumulates in
+    fp32; no bf16 units needed) and it returns bf16, to which the fp32 scales are applied here. Its
+    vector loads also need rows of a multiple of 16 values (wrong sums or a crash otherwise): other
+    widths, and other devices, convert the weights to the activations' dtype for each product."""
 
     def __init__(self, linear):
         super().__init__()
@@ -45,16 +54,19 @@ class Int8Linear(nn.Module):
         self.register_buffer("weight", torch.round(w / scale[:, None]).to(torch.int8))  # (out, in)
         self.register_buffer("scale", scale)
         self.register_buffer("bias", None if linear.bias is None else linear.bias.detach().float())
+        self.register_buffer("ones", torch.ones_like(scale, dtype=torch.bfloat16), persistent=False)  # the kernel's scales
+        self.cpu_kernel = w.size(1) % 16 == 0
 
     def forward(self, x):
         x2 = x.reshape(-1, x.size(-1))  # (N, in): both products take a matrix
-        if x.is_cpu:  # reads the int8 weights as they are, no float copy
-            y = torch._weight_int8pack_mm(x2.contiguous(), self.weight, self.scale.to(x.dtype))  # (N, out)
+        if x.is_cpu and self.cpu_kernel:  # a fresh bf16 copy: its rows start where the kernel's loads expect
+            y = torch._weight_int8pack_mm(x2.to(torch.bfloat16, copy=True), self.weight, self.ones)  # (N, out)
+            y = y.float() * self.scale
         else:
             y = F.linear(x2, self.weight.to(x2.dtype)) * self.scale.to(x2.dtype)  # (N, out)
         if self.bias is not None:
             y = y + self.bias.to(y.dtype)
-        return y.view(*x.shape[:-1], y.size(-1))  # (..., out)
+        return y.to(x.dtype).view(*x.shape[:-1], y.size(-1))  # (..., out)
 
 
 class BF16Linear(nn.Module):

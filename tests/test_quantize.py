@@ -69,20 +69,30 @@ def test_cached_decoding_in_each_format_equals_its_full_forward(fmt):
     assert torch.allclose(torch.cat(parts, dim=1), full, atol=1e-4)
 
 
-def test_int8_linear_is_the_product_with_its_dequantized_weights():
+@pytest.mark.parametrize("width", [48, 40])  # a multiple of 16 takes the CPU kernel; 40 converts the weights
+def test_int8_linear_is_the_product_with_its_dequantized_weights(width, monkeypatch):
     torch.manual_seed(0)
-    lin = torch.nn.Linear(48, 40)
+    lin = torch.nn.Linear(width, 24)
     q = Int8Linear(lin)
     w = q.scale[:, None] * q.weight.float()  # (out, in): what the int8 weights stand for
     assert (w - lin.weight).abs().max() <= q.scale.max() / 2 + 1e-7  # rounding: half a step at most
     assert q.weight.abs().amax(dim=1).eq(127).all()  # each row's largest weight maps to 127
-    x = torch.randn(2, 5, 48)
+    calls, kernel = [], torch._weight_int8pack_mm
+    monkeypatch.setattr(torch, "_weight_int8pack_mm", lambda a, *rest: calls.append(a.dtype) or kernel(a, *rest))
+    x = torch.randn(2, 5, width)
     with torch.no_grad():
-        assert torch.allclose(q(x), x @ w.t() + lin.bias, atol=1e-5)
-        assert torch.allclose(q(x.bfloat16()).float(), x @ w.t() + lin.bias, atol=0.05)  # bf16 activations too
-        assert torch.allclose(q(x.transpose(0, 1)), q(x).transpose(0, 1))  # a non-contiguous batch
-    meta = q.to("meta")(torch.empty(2, 5, 48, device="meta"))  # the path of devices without the CPU kernel
-    assert meta.shape == (2, 5, 40) and meta.dtype == torch.float32
+        got = q(x)
+        if width % 16 == 0:  # the kernel's vectorized form: bf16 activations, a bf16 result
+            assert calls == [torch.bfloat16]
+            product = x.bfloat16().float() @ w.t()  # rounded to bf16 (8 bits) before the bias is added
+            assert ((got - lin.bias - product).abs() <= product.abs() * 2 ** -8 + 1e-6).all()
+        else:
+            assert calls == []
+            assert torch.allclose(got, x @ w.t() + lin.bias, atol=1e-5)
+        assert got.dtype == torch.float32 and q(x.bfloat16()).dtype == torch.bfloat16  # the activations' dtype
+        assert torch.allclose(q(x.transpose(0, 1)), got.transpose(0, 1))  # a non-contiguous batch
+    meta = q.to("meta")(torch.empty(2, 5, width, device="meta"))  # the path of devices without the CPU kernel
+    assert meta.shape == (2, 5, 24) and meta.dtype == torch.float32
 
 
 def test_int8_scales_are_per_output_channel():
@@ -193,3 +203,19 @@ def test_trained_model_loses_little_to_quantization(char_run, char_data):
     for fmt, bound in (("int8", 0.005), ("bf16", 0.002)):
         if fmt in usable_formats("cpu"):
             assert abs(val_loss(fmt) / fp32 - 1) < bound, fmt
+
+
+def test_greedy_agreement_bench(tmp_path, char_data):
+    import importlib.util
+    from conftest import ROOT, quietly
+    spec = importlib.util.spec_from_file_location("greedy_agreement", os.path.join(ROOT, "bench", "greedy_agreement.py"))
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    model, prompt = tiny(), torch.tensor([[1, 2, 3]])
+    assert bench.agreement(model, prompt, 40, "none") == (1.0, None)  # fp32 against itself
+    share, first = bench.agreement(model, prompt, 40, "int8")
+    assert (share, first) == (1.0, None) or (share < 1 and 0 <= first < 40)
+    out = save_tiny_run(tmp_path / "run", char_data)
+    _, printed = quietly(bench.main, [f"--out_dir={out}", f"--data_dir={char_data}", "--tokens=20", "--quantize=int8"])
+    assert re.search(r"^\| int8 \| \d+\.\d% \| (none|\d+) \|$", printed, re.M), printed
+    assert "not a weight format" in exit_message(bench.main, [f"--out_dir={out}", "--quantize=int4"])
