@@ -173,6 +173,7 @@ def test_compiled_decoding_equals_eager_in_each_format(fmt):
     prompt as sample.py starts, with one graph (the empty cache's first step stays eager)."""
     eager = quantize_model(tiny(FLAG_COMBOS["all"]), fmt)
     compiled = copy.deepcopy(eager)
+    torch._dynamo.reset()  # an earlier test's graph for the same shapes would be reused, and none counted
     compiled.compile_decoding()
     graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"]
     prompt = torch.zeros(2, 1, dtype=torch.long)
