@@ -9,6 +9,7 @@ import re
 
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 import quantize
 from conftest import FLAG_COMBOS, exit_message, in_process
@@ -69,25 +70,37 @@ def test_cached_decoding_in_each_format_equals_its_full_forward(fmt):
     assert torch.allclose(torch.cat(parts, dim=1), full, atol=1e-4)
 
 
+class KernelCalls(TorchDispatchMode):
+    """Records the activations' dtype of each torch._weight_int8pack_mm call made inside it."""
+
+    def __init__(self):
+        super().__init__()
+        self.dtypes = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if str(func).startswith("aten._weight_int8pack_mm"):
+            self.dtypes.append(args[0].dtype)
+        return func(*args, **(kwargs or {}))
+
+
 @pytest.mark.parametrize("width", [48, 40])  # a multiple of 16 takes the CPU kernel; 40 converts the weights
-def test_int8_linear_is_the_product_with_its_dequantized_weights(width, monkeypatch):
+def test_int8_linear_is_the_product_with_its_dequantized_weights(width):
     torch.manual_seed(0)
     lin = torch.nn.Linear(width, 24)
     q = Int8Linear(lin)
     w = q.scale[:, None] * q.weight.float()  # (out, in): what the int8 weights stand for
     assert (w - lin.weight).abs().max() <= q.scale.max() / 2 + 1e-7  # rounding: half a step at most
     assert q.weight.abs().amax(dim=1).eq(127).all()  # each row's largest weight maps to 127
-    calls, kernel = [], torch._weight_int8pack_mm
-    monkeypatch.setattr(torch, "_weight_int8pack_mm", lambda a, *rest: calls.append(a.dtype) or kernel(a, *rest))
     x = torch.randn(2, 5, width)
     with torch.no_grad():
-        got = q(x)
+        with KernelCalls() as calls:
+            got = q(x)
         if width % 16 == 0:  # the kernel's vectorized form: bf16 activations, a bf16 result
-            assert calls == [torch.bfloat16]
+            assert calls.dtypes == [torch.bfloat16]
             product = x.bfloat16().float() @ w.t()  # rounded to bf16 (8 bits) before the bias is added
             assert ((got - lin.bias - product).abs() <= product.abs() * 2 ** -8 + 1e-6).all()
         else:
-            assert calls == []
+            assert calls.dtypes == []
             assert torch.allclose(got, x @ w.t() + lin.bias, atol=1e-5)
         assert got.dtype == torch.float32 and q(x.bfloat16()).dtype == torch.bfloat16  # the activations' dtype
         assert torch.allclose(q(x.transpose(0, 1)), got.transpose(0, 1))  # a non-contiguous batch
