@@ -226,6 +226,10 @@ def test_greedy_agreement_bench(tmp_path, char_data):
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     model, prompt = tiny(), torch.tensor([[1, 2, 3]])
+    ref = model.generate(prompt, 40, temperature=0.0)
+    choices = bench.greedy_choices(model, ref, 3)  # (40,): the argmax at each new token, from windows of the text
+    assert choices.shape == (40,)
+    assert torch.equal(choices[:BLOCK // 2], ref[0, 3:3 + BLOCK // 2])  # the first window reads what decoding read
     assert bench.agreement(model, prompt, 40, "none") == (1.0, None)  # fp32 against itself
     share, first = bench.agreement(model, prompt, 40, "int8")
     assert (share, first) == (1.0, None) or (share < 1 and 0 <= first < 40)
