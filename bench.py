@@ -15,12 +15,15 @@ Under torchrun it times DDP, or FSDP with --fsdp=True, and every rank reports it
         --batch_size=1 --block_size=256 --gradient_accumulation_steps=2 --num_steps=3 --warmup_steps=1 --fsdp=True
 
 --mode=sample times generation instead: tokens/s of model.generate() for sample_tokens new
-tokens at each of sample_batches, with the KV cache on and off in the same process, beside the
-floor: the time that the step's matrix products alone take (every weight matrix times a batch
-of one-token activations, in sequence), and the fraction of it reached. --compile=True compiles
-the cached one-token step (GPT.compile_decoding); --profile=True traces 20 cached steps.
+tokens at each of sample_batches, for each weight format of --quantize (quantize.py), with the KV
+cache on and off in the same process, beside the floor: the time that the step's matrix products
+alone take (every weight matrix, in that format, times a batch of one-token activations, in
+sequence), the bytes of weights they read per token, and the fraction of the floor reached.
+--compile=True compiles the cached one-token step (GPT.compile_decoding); --profile=True traces 20
+cached steps of the first format.
 
     python bench.py config/train_shakespeare_char.py --mode=sample --device=cpu --dtype=float32
+    python bench.py config/train_shakespeare_char.py --mode=sample --device=cpu --dtype=float32 --quantize=int8
 
 Takes the model's flags (every GPTConfig field) and the keys below. A config file written for
 train.py works too: the keys that bench.py has no use for (out_dir, eval_interval, ...) are
@@ -30,6 +33,7 @@ optimizer step) and optimizer state (FSDP: its shards only), the process's peak 
 the peak of allocated GPU memory; run each setting in its own process, since peak RSS never goes down.
 """
 
+import copy
 import os
 import resource
 import sys
@@ -46,6 +50,7 @@ from device import autocast_context, lookup_peak_flops, resolve_device, resolve_
 from model import GPT, GPTConfig
 from optim import optimizer_step, scaling_law_lr
 from parallel import build_model, fsdp_error, sync_gradients, unfuse, wrap_ddp
+from quantize import LINEARS, quantize_error, quantize_model, usable_formats, weight_bytes
 
 # ----------------------------------------------------------------------------- config
 # model: every field of model.GPTConfig is a key (the defaults are GPT-2 124M)
@@ -83,6 +88,7 @@ profile = False  # torch.profiler trace of a few steps, written to bench_trace.j
 mode = "train"  # 'train': time training steps; 'sample': time generate() with the KV cache on and off
 sample_tokens = 500  # --mode=sample: new tokens per sequence
 sample_batches = (1, 8)  # --mode=sample: the batch sizes to time
+quantize = "auto"  # --mode=sample: weight formats to time, comma-separated ('none,int8'); 'auto': all this device runs
 # ------------------------------------------------------------------------------
 AUTO_KEYS = ["learning_rate"]
 
@@ -127,8 +133,13 @@ def main():
     model_args = {f.name: globals()[f.name] for f in fields(GPTConfig)}
     model_args["vocab_size"] = vocab
     if mode == "sample":
+        formats = usable_formats(device_) if quantize == "auto" else [f.strip() for f in quantize.split(",")]
+        if error := next(filter(None, (quantize_error(f, device_) for f in formats)), None):
+            raise ValueError(error)
         model = GPT(GPTConfig(**model_args)).to(device_)
-        return bench_sample(model, device_, dtype_, autocast_context(device_, dtype_))
+        return bench_sample(model, formats, device_, dtype_, autocast_context(device_, dtype_))
+    if quantize != "auto":
+        raise ValueError("--quantize is for --mode=sample: training keeps its weights in fp32")
     lr = scaling_law_lr(model.num_body_params()) if learning_rate == "auto" else learning_rate
     model = build_model(GPTConfig(**model_args), None, device_, dtype_, sharded, activation_checkpointing,
                         compile)  # as train.py builds it; FSDP compiles each block
@@ -202,62 +213,79 @@ def main():
     dist.destroy_process_group()
 
 
+def step_products(model):
+    """The matrix products of a decoding step, as (function of a (B, in) batch, in, bytes of weights
+    it reads): every Linear (the blocks' and the LM head, in whatever format quantize.py left
+    them) and Synthesizer's W2."""
+    products = [(m, m.weight.shape[1], weight_bytes(m)) for m in model.modules() if isinstance(m, LINEARS)]
+    products += [(lambda x, w=a.w2: x @ w, a.w2.shape[0], a.w2.numel() * a.w2.element_size())
+                 for a in model.modules() if hasattr(a, "w2")]  # (B, hs) x (hs, block_size)
+    return products
+
+
 def matmul_floor(model, B, device, ctx, repeats=50):
-    """Seconds per decoding step for its matrix products alone: every weight matrix the step
-    multiplies by (the blocks' Linears and the LM head; Synthesizer's W2 too), applied to a
+    """Seconds per decoding step for its matrix products alone (step_products), each applied to a
     (B, in) batch of activations, in sequence, best of `repeats`. What is left of the step above
     this is overhead (per-op dispatch, small allocations, attention and the cache, Python)."""
-    mats = [m.weight for m in model.modules() if isinstance(m, torch.nn.Linear)]
-    mats += [a.w2.t() for a in model.modules() if hasattr(a, "w2")]
-    xs = {w.shape[1]: torch.randn(B, w.shape[1], device=device) for w in mats}
+    products = step_products(model)
+    xs = {n: torch.randn(B, n, device=device) for _, n, _ in products}
     best = float("inf")
     with torch.no_grad(), ctx:
         for _ in range(repeats):
             t0 = time.perf_counter()
-            for w in mats:
-                y = torch.nn.functional.linear(xs[w.shape[1]], w)
+            for product, n, _ in products:
+                y = product(xs[n])
             y.sum().item()  # waits for the device
             best = min(best, time.perf_counter() - t0)
     return best
 
 
-def bench_sample(model, device, dtype, ctx):
+def bench_sample(fp32_model, formats, device, dtype, ctx):
     """Print a table of generation speed from a one-token prompt (random weights: the speed
-    does not depend on them), cache on and off, against the matmul floor. Sampling, not greedy,
-    with the same seed both ways (temperature 0.8, top_k 200: sample.py's defaults)."""
-    model.eval()
-    if compile:
-        model.compile_decoding(mode="reduce-overhead" if device.startswith("cuda") else None)
-    print(f"{model.num_params() / 1e6:.2f}M parameters, block_size {model.config.block_size}, {device}, {dtype}, "
-          f"compile={compile} (cached step only), {sample_tokens} new tokens per sequence")
-    print("| batch | KV cache | seconds | tokens/s | ms/step | matmul floor, ms/step | of floor | cache speedup |\n"
-          "|---|---|---|---|---|---|---|---|")
+    does not depend on them), for each weight format, cache on and off, against the matmul floor.
+    Sampling, not greedy, with the same seed every time (temperature 0.8, top_k 200: sample.py's
+    defaults). Per token: a batch of B makes B tokens per step, for one read of the weights."""
+    fp32_model.eval()
+    models = {fmt: quantize_model(copy.deepcopy(fp32_model), fmt) for fmt in formats}
+    if compile:  # a graph per format and batch size, all of GPT.cached_step: torch must keep them all, not fall back
+        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit,
+                                                   len(formats) * len(sample_batches))
+        for model in models.values():
+            model.compile_decoding(mode="reduce-overhead" if device.startswith("cuda") else None)
+    print(f"{fp32_model.num_params() / 1e6:.2f}M parameters, block_size {fp32_model.config.block_size}, {device}, "
+          f"{dtype}, compile={compile} (cached step only), {sample_tokens} new tokens per sequence, weights "
+          f"{', '.join(formats)}")
+    print("| batch | weights | KV cache | seconds | tokens/s | ms/token | weights read, MB/token | "
+          "matmul floor, ms/token | of floor | cache speedup |\n|---|---|---|---|---|---|---|---|---|---|")
     gen = lambda: torch.Generator(device=device).manual_seed(seed)  # noqa: E731
     kw = dict(temperature=0.8, top_k=200)
     for B in sample_batches:
         prompt = torch.zeros(B, 1, dtype=torch.long, device=device)
-        floor = matmul_floor(model, B, device, ctx)
-        seconds = {}
-        for use_cache in (True, False):
-            with ctx:
-                model.generate(prompt, 8, use_cache=use_cache, generator=gen(), **kw)  # warm up (and compile)
-                t0 = time.perf_counter()
-                out = model.generate(prompt, sample_tokens, use_cache=use_cache, generator=gen(), **kw)
-                out[:, -1].cpu()  # waits for the device
-            seconds[use_cache] = s = time.perf_counter() - t0
-            step = s / sample_tokens
-            speedup = "" if use_cache else f"{seconds[False] / seconds[True]:.1f}x"
-            print(f"| {B} | {'on' if use_cache else 'off'} | {s:.2f} | {B * sample_tokens / s:,.0f} | {step * 1e3:.2f} | "
-                  f"{floor * 1e3:.2f} | {floor / step:.0%} | {speedup} |", flush=True)
+        for fmt, model in models.items():
+            floor = matmul_floor(model, B, device, ctx) / B  # seconds per token
+            mb = sum(b for _, _, b in step_products(model)) / B / 1e6
+            seconds = {}
+            for use_cache in (True, False):
+                with ctx:
+                    model.generate(prompt, 8, use_cache=use_cache, generator=gen(), **kw)  # warm up (and compile)
+                    t0 = time.perf_counter()
+                    out = model.generate(prompt, sample_tokens, use_cache=use_cache, generator=gen(), **kw)
+                    out[:, -1].cpu()  # waits for the device
+                seconds[use_cache] = s = time.perf_counter() - t0
+                per_token = s / (B * sample_tokens)
+                speedup = "" if use_cache else f"{seconds[False] / seconds[True]:.1f}x"
+                print(f"| {B} | {fmt} | {'on' if use_cache else 'off'} | {s:.2f} | {1 / per_token:,.0f} | "
+                      f"{per_token * 1e3:.3f} | {mb:.3g} | {floor * 1e3:.3f} | {floor / per_token:.0%} | {speedup} |",
+                      flush=True)
     if profile:  # one decoding step's ops: what is not a matmul is overhead
         from torch.profiler import ProfilerActivity, profile as torch_profile
         prompt = torch.zeros(sample_batches[0], 1, dtype=torch.long, device=device)
         acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.startswith("cuda") else [])
         with ctx, torch_profile(activities=acts, record_shapes=True) as prof:
-            model.generate(prompt, 20, generator=gen(), **kw)
+            models[formats[0]].generate(prompt, 20, generator=gen(), **kw)
         prof.export_chrome_trace("bench_trace.json")
         print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15))
-        print("wrote bench_trace.json (20 cached steps)")
+        print(f"wrote bench_trace.json (20 cached steps, {formats[0]} weights)")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ Evaluate a checkpoint. --task chooses what is measured:
     python evaluate.py --out_dir=out-shakespeare-char-cpu                  # val loss and perplexity
     python evaluate.py --out_dir=out-birthplace-finetune --split=train     # any split of its dataset
     python evaluate.py --out_dir=out-shakespeare-char-cpu --task=bpb
+    python evaluate.py --out_dir=out-shakespeare-char-cpu --quantize=int8  # what int8 weights cost (or bf16)
     python evaluate.py --init_from=gpt2 --dataset=shakespeare --task=bpb   # OpenAI's GPT-2 on a prepared dataset
     python evaluate.py --out_dir=out-birthplace-finetune --task=qa       # dev accuracy, test predictions
     python evaluate.py --out_dir=out-birthplace-finetune --questions=holdout
@@ -34,6 +35,7 @@ greedily, and a hit is the gold place named, as whole words, before the paragrap
 first mask ("London" does not match "New London"). With --finetuned=DIR it prints beside it
 what DIR's finetuned model answers to the same people's questions, so the gap between what is
 stored and what the question retrieves can be read off.
+bpb, hellaswag, qa and recall show a progress bar on a terminal (rank 0), none in a log.
 How each task scores, and the figures to expect: docs/evaluation.md.
 """
 
@@ -50,12 +52,14 @@ from collections import defaultdict
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm import tqdm
 
 from checkpoint import check_tokenizer, load_model
 from configurator import configure
 from data.common import DataError, Tokenizer, check_token_ids, dataset_dir, download, load_meta, open_tokens
 from data.loader import estimate_loss, open_batches
 from device import autocast_context, resolve_device, resolve_dtype, setup_device
+from quantize import quantize_error, quantize_model
 
 # ----------------------------------------------------------------------------- config
 task = ""  # 'loss', 'bpb', 'qa', 'recall', 'hellaswag' or 'lm_eval' ('': qa with --questions, else loss)
@@ -80,9 +84,17 @@ num_fewshot = -1  # lm_eval: examples in each prompt (-1: the task's default)
 seed = 1337  # which batches the loss is measured on
 device = "auto"  # 'auto' (cuda, then mps, then cpu), 'cpu', 'cuda', 'cuda:1', 'mps'
 dtype = "auto"  # of the loss and bpb; answers, hellaswag and lm_eval are always computed in fp32
+quantize = "none"  # any task: weights 'none' (fp32), 'bf16' or 'int8' (quantize.py), to measure what each costs
 # ------------------------------------------------------------------------------
 
 TASKS = ("loss", "bpb", "qa", "recall", "hellaswag", "lm_eval")
+
+
+def progress(what, total, unit):
+    """A tqdm bar for a long pass, to be updated by hand: on rank 0 only, and only when stderr is a
+    terminal (tqdm's disable=None), so a log or a pipe gets no bar."""
+    return tqdm(total=total, desc=what, unit=unit, leave=False,
+                disable=None if int(os.environ.get("RANK", 0)) == 0 else True)
 
 
 # ----------------------------------------------------------------------------- qa
@@ -120,14 +132,17 @@ def greedy(model, prompts, device, max_new_tokens, eos_token=None, what="a promp
     for i, p in enumerate(prompts):
         by_length[len(p)].append(i)
     out = [[] for _ in prompts]
-    for n, rows in by_length.items():
-        if n >= block:
-            raise ValueError(f"{what} of {n} tokens leaves no room to continue in block_size={block}")
-        x = torch.tensor([prompts[i] for i in rows], dtype=torch.long, device=device)  # (B, n)
-        with torch.autocast(device.split(":")[0], enabled=False):  # fp32, even inside a caller's autocast
-            y = model.generate(x, min(block - n, max_new_tokens), temperature=0.0, eos_token=eos_token)  # (B, n + new)
-        for i, row in zip(rows, y[:, n:].tolist()):
-            out[i] = row
+    with progress("greedy decoding", len(prompts), "prompts") as bar:
+        for n, rows in by_length.items():
+            if n >= block:
+                raise ValueError(f"{what} of {n} tokens leaves no room to continue in block_size={block}")
+            x = torch.tensor([prompts[i] for i in rows], dtype=torch.long, device=device)  # (B, n)
+            with torch.autocast(device.split(":")[0], enabled=False):  # fp32, even inside a caller's autocast
+                y = model.generate(x, min(block - n, max_new_tokens), temperature=0.0,
+                                   eos_token=eos_token)  # (B, n + new)
+            for i, row in zip(rows, y[:, n:].tolist()):
+                out[i] = row
+            bar.update(len(rows))
     return out
 
 
@@ -207,14 +222,16 @@ def bits_per_byte(model, tokens, tok, batch_size, ctx, rank=0, world_size=1):
     T, n = model.config.block_size, len(tokens) - 1  # n: the tokens that get scored
     windows = [(s, min(T, n - s)) for s in range(0, n, T)][rank::world_size]  # (start, tokens it predicts)
     nats = torch.zeros((), dtype=torch.float64, device=device)
-    for t in sorted({t for _, t in windows}):  # two lengths at most: T and the last window's
-        group = [s for s, length in windows if length == t]
-        for i in range(0, len(group), batch_size):
-            xy = np.stack([tokens[s:s + t + 1].astype(np.int64) for s in group[i:i + batch_size]])  # (B, t + 1)
-            xy = torch.from_numpy(xy).to(device)
-            with ctx:
-                logits, _ = model(xy[:, :-1])  # (B, t, V)
-            nats += F.cross_entropy(logits.float().flatten(0, 1), xy[:, 1:].flatten(), reduction="sum").double()
+    with progress("bits per byte", len(windows), "windows") as bar:
+        for t in sorted({t for _, t in windows}):  # two lengths at most: T and the last window's
+            group = [s for s, length in windows if length == t]
+            for i in range(0, len(group), batch_size):
+                xy = np.stack([tokens[s:s + t + 1].astype(np.int64) for s in group[i:i + batch_size]])  # (B, t + 1)
+                xy = torch.from_numpy(xy).to(device)
+                with ctx:
+                    logits, _ = model(xy[:, :-1])  # (B, t, V)
+                nats += F.cross_entropy(logits.float().flatten(0, 1), xy[:, 1:].flatten(), reduction="sum").double()
+                bar.update(len(xy))
     nats = all_reduce_sum([nats.item()], device, world_size)[0]
     n_bytes = len(tok.decode(tokens[1:].tolist()).encode("utf-8"))
     return {"loss": nats / n, "perplexity": math.exp(nats / n), "bpb": nats / n_bytes / math.log(2),
@@ -292,14 +309,17 @@ def hellaswag_counts(model, tok, examples, rank=0, world_size=1):
     share of the examples (every world_size-th), all-reduced over the ranks. Each example is one
     forward of 4 rows: the context followed by each ending (" " + ending, as the text reads)."""
     counts = [0, 0, 0]
-    for ex in examples[rank::world_size]:
-        ctx = tok.encode(ex["ctx"])
-        ends = [tok.encode(" " + e) for e in ex["endings"]]
-        logps = [lp for lp, _ in score_continuations(model, [(ctx, e) for e in ends])]
-        label = int(ex["label"])
-        counts[0] += int(np.argmax(logps)) == label  # the lowest summed loss
-        counts[1] += int(np.argmax([lp / len(e) for lp, e in zip(logps, ends)])) == label  # lowest mean loss
-        counts[2] += 1
+    mine = examples[rank::world_size]
+    with progress("hellaswag", len(mine), "examples") as bar:
+        for ex in mine:
+            ctx = tok.encode(ex["ctx"])
+            ends = [tok.encode(" " + e) for e in ex["endings"]]
+            logps = [lp for lp, _ in score_continuations(model, [(ctx, e) for e in ends])]
+            label = int(ex["label"])
+            counts[0] += int(np.argmax(logps)) == label  # the lowest summed loss
+            counts[1] += int(np.argmax([lp / len(e) for lp, e in zip(logps, ends)])) == label  # lowest mean loss
+            counts[2] += 1
+            bar.update(1)
     return all_reduce_sum(counts, next(model.parameters()).device, world_size)
 
 
@@ -497,7 +517,8 @@ def recall_task(model, meta, ddir, device_):
         show_accuracy('stored (greedy "Name." names the birthplace)', sum(stored), len(stored))
         if finetuned:
             fmodel, ftok, _ = load_model("resume", finetuned, "")
-            said = answer(fmodel.to(device_).eval(), ftok, meta["mask"], qs, device_, max_answer_tokens)
+            fmodel = quantize_model(fmodel.to(device_).eval(), quantize)  # as the pretrained model
+            said = answer(fmodel, ftok, meta["mask"], qs, device_, max_answer_tokens)
             right = [p == a for p, a in zip(said, answers)]
             show_accuracy(f"answered ({finetuned}, exact match)", sum(right), len(right))
             both = sum(s and r for s, r in zip(stored, right))
@@ -528,6 +549,8 @@ def main():
         return
     rank, world_size, device_ = ranks()
     setup_device(device_)
+    if error := quantize_error(quantize, device_):
+        sys.exit(f"error: {error}")
     ctx = autocast_context(device_, resolve_dtype(dtype, device_))
     try:
         model, tok, run = load_model(init_from, out_dir, data_dir)
@@ -548,7 +571,7 @@ def main():
             print(f"dataset {ddir}")
     except (OSError, RuntimeError, ValueError) as e:
         sys.exit(f"error: {e}")
-    model = model.to(device_).eval()
+    model = quantize_model(model.to(device_).eval(), quantize)
     master = rank == 0
 
     if name == "loss":

@@ -399,7 +399,10 @@ class GPT(nn.Module):
             if cache.rolling and cache.pos + T > self.rope_cos.size(0):  # past the rotary table: move back
                 cache.rebase(block, self.rope_cos[block], self.rope_sin[block])
             cache.check(T, idx.device)
-            step = self.compiled_step if T == 1 and self.compiled_step is not None else self.cached_step
+            # the compiled step for one new token, once the cache holds its buffers (an empty cache would
+            # be a second graph to compile: a one-token prompt's first step allocates them eagerly)
+            compiled = self.compiled_step is not None and T == 1 and cache.pos > 0
+            step = self.compiled_step if compiled else self.cached_step
             logits = step(idx.contiguous(), cache)  # a column sliced from a (B, T) batch would recompile the step
             cache.advance(T)  # the one place positions advance
         if targets is None:
@@ -495,7 +498,9 @@ class GPT(nn.Module):
         - rotary positions without the cache: every step reads the last block_size tokens.
         use_cache=False recomputes the whole window at every step. It gives the cached logits
         exactly, except for a rotary model of two or more layers past block_size: there the
-        rolling cache's older keys still carry context from before the window."""
+        rolling cache's older keys still carry context from before the window.
+        generator: one torch.Generator for the whole batch, or a list of one per row, so that a
+        row's text does not depend on the rows decoded beside it (sample.py)."""
         block = self.config.block_size
         rolling = self.config.use_rope  # rotary scores depend only on the distance between tokens
         keep = block if rolling else max(1, block // 2)  # tokens kept when the window slides
@@ -533,7 +538,8 @@ class GPT(nn.Module):
 
 
 def sample_next(logits, temperature=1.0, top_k=None, top_p=None, generator=None):
-    """logits (B, V) -> (B, 1) token ids. temperature 0 means greedy (argmax)."""
+    """logits (B, V) -> (B, 1) token ids. temperature 0 means greedy (argmax). generator: one
+    torch.Generator, or a list of B (row b draws from generator[b] alone)."""
     if temperature == 0:
         return logits.argmax(dim=-1, keepdim=True)
     logits = logits.float() / temperature
@@ -551,7 +557,10 @@ def sample_next(logits, temperature=1.0, top_k=None, top_p=None, generator=None)
     # a draw from probs: argmax of p_i / E_i with E_i ~ Exp(1) picks i with probability p_i (the
     # exponential form of the Gumbel-max trick); a few elementwise ops, where torch.multinomial
     # costs about as much as a small model's whole decoding step on a CPU
-    noise = torch.empty_like(probs).exponential_(generator=generator)
+    if isinstance(generator, (list, tuple)):  # a stream per row: the same draws whatever the batch
+        noise = torch.stack([torch.empty_like(probs[0]).exponential_(generator=g) for g in generator])  # (B, V)
+    else:
+        noise = torch.empty_like(probs).exponential_(generator=generator)
     return (probs / noise).argmax(dim=-1, keepdim=True)
 
 

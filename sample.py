@@ -3,6 +3,7 @@ Sample from a trained model.
 
     python sample.py --out_dir=out-shakespeare-char-cpu
     python sample.py --out_dir=out-shakespeare-char-cpu --start="ROMEO:" --num_samples=3 --stream=True
+    python sample.py --out_dir=out-shakespeare-char-cpu --quantize=int8 --compile=True   # int8 weights
     python sample.py --out_dir=out --start=FILE:prompt.txt --temperature=0.8 --top_k=200
 
     python sample.py --init_from=gpt2-xl --start="What is the answer to life?"
@@ -12,6 +13,10 @@ Text is encoded and decoded with the tokenizer the checkpoint's dataset was prep
 --data_dir, else a meta.json or nanoGPT's meta.pkl in the checkpoint folder, else in the
 dataset folder (data/<dataset>/); a Hugging Face folder's meta.json or tokenizer.json. A
 GPT-2-sized vocabulary without any of these is GPT-2's BPE, as nanoGPT assumes.
+
+The num_samples samples are decoded together, one batch row each. Sample k draws from its own
+generator, seeded seed + k, so its text is the same in any batch: --seed=1338 --num_samples=1
+prints the second sample of --seed=1337 --num_samples=3.
 """
 
 import sys
@@ -21,12 +26,13 @@ import torch
 from checkpoint import load_model
 from configurator import configure
 from device import autocast_context, resolve_device, resolve_dtype, setup_device
+from quantize import quantize_error, quantize_model
 
 # ----------------------------------------------------------------------------- config
 init_from = "resume"  # 'resume' (out_dir/ckpt.pt), 'gpt2', 'gpt2-medium', 'gpt2-large', 'gpt2-xl', or 'hf:PATH'
 out_dir = "out"  # the folder with ckpt.pt
 start = "\n"  # the prompt; "FILE:path" reads it from a file
-num_samples = 3  # independent samples from the same prompt
+num_samples = 3  # decoded together, in one batch (sample k takes the generator seeded seed + k)
 max_new_tokens = 500  # tokens generated per sample
 temperature = 0.8  # 1.0: the model's distribution; lower: safer; 0: greedy
 top_k = 200  # keep only the k most likely tokens (0: all)
@@ -36,7 +42,8 @@ device = "auto"  # 'auto' (cuda, then mps, then cpu), 'cpu', 'cuda', 'cuda:1', '
 dtype = "auto"  # 'auto' (train.py's choice for the device), 'float32', 'bfloat16', 'float16'
 compile = False  # torch.compile the one-token decoding step: a one-off compile, then faster tokens
 use_cache = True  # KV cache: each new token costs one position, not the whole context
-stream = False  # print tokens as they come (first sample only, then the rest)
+stream = False  # print the first sample's tokens as they come, then the others
+quantize = "none"  # the weights for decoding: 'none' (fp32), 'bf16' or 'int8' (weight-only, per channel; quantize.py)
 data_dir = ""  # where the tokenizer's meta.json (or nanoGPT's meta.pkl) is, if not found by itself
 # ------------------------------------------------------------------------------
 
@@ -56,15 +63,37 @@ def text_pieces(tok, ids):
         yield tok.decode(pending)
 
 
+def first_row(steps, new, eot):
+    """Row 0's new token ids as the batch decodes them, up to its end-of-text token; every
+    step's (B, 1) tokens are appended to new, for the other rows."""
+    ended = False
+    for nxt in steps:
+        new.append(nxt)
+        if not ended:
+            i = nxt[0].item()
+            ended = i == eot
+            yield i
+
+
+def until_end(row, eot):
+    """A row's new ids up to its first end-of-text token, kept (the batch goes on until every row
+    has ended, and a finished row repeats it)."""
+    return row[:row.index(eot) + 1] if eot is not None and eot in row else row
+
+
 def main():
     device_ = resolve_device(device)
     setup_device(device_)
     dtype_ = resolve_dtype(dtype, device_)
+    if error := quantize_error(quantize, device_):
+        sys.exit(f"error: {error}")
+    if num_samples < 1:
+        sys.exit(f"error: --num_samples={num_samples}; give at least 1")
     try:
         model, tok, _ = load_model(init_from, out_dir, data_dir)
     except (OSError, RuntimeError, ValueError) as e:
         sys.exit(f"error: {e}")
-    model = model.to(device_).eval()
+    model = quantize_model(model.to(device_).eval(), quantize)
     if compile:  # CUDA graphs on a GPU; the inductor CPU backend here
         model.compile_decoding(mode="reduce-overhead" if device_.startswith("cuda") else None)
 
@@ -78,21 +107,24 @@ def main():
         sys.exit(f"error: {e}")
     if not ids:
         sys.exit("error: the prompt is empty; give --start some text")
-    x = torch.tensor(ids, dtype=torch.long, device=device_)[None, ...]  # (1, T)
-    generator = torch.Generator(device=device_).manual_seed(seed)
+    x = torch.tensor(ids, dtype=torch.long, device=device_)[None, :].repeat(num_samples, 1)  # (num_samples, T)
+    generators = [torch.Generator(device=device_).manual_seed(seed + k) for k in range(num_samples)]
     kwargs = dict(temperature=temperature, top_k=top_k or None, top_p=top_p, use_cache=use_cache,
-                  generator=generator, eos_token=tok.eot)
+                  generator=generators, eos_token=tok.eot)
+    new = []  # each step's (num_samples, 1) tokens
     with torch.no_grad(), autocast_context(device_, dtype_):
-        for k in range(num_samples):
-            if stream:
-                print(prompt, end="", flush=True)
-                for text in text_pieces(tok, (nxt[0].item() for nxt in model.stream(x, max_new_tokens, **kwargs))):
-                    print(text, end="", flush=True)
-                print("\n---------------")
-            else:
-                y = model.generate(x, max_new_tokens, **kwargs)
-                print(tok.decode(y[0].tolist()))
-                print("---------------")
+        steps = model.stream(x, max_new_tokens, **kwargs)
+        if stream:
+            print(prompt, end="", flush=True)
+            for text in text_pieces(tok, first_row(steps, new, tok.eot)):
+                print(text, end="", flush=True)
+            print("\n---------------")
+        else:
+            new = list(steps)
+    rows = torch.cat(new, dim=1).tolist() if new else [[]] * num_samples  # (num_samples, new tokens)
+    for row in rows[1 if stream else 0:]:
+        print(tok.decode(ids + until_end(row, tok.eot)))
+        print("---------------")
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ import random
 import signal
 import sys
 import time
+from collections import deque
 from dataclasses import fields
 
 import numpy as np
@@ -332,6 +333,7 @@ if __name__ == "__main__":
     reached = False  # target_val_loss
     t_start = time.time() - elapsed  # the run's clock: the log's elapsed_s, going on across resumes
     t0 = time.time()
+    recent_dt = deque(maxlen=20)  # the last steps' seconds, for the ETA
     while True:
         lr = get_lr(iter_num, learning_rate, min_lr, warmup_iters, lr_decay_iters, use_warmup, use_cosine, decay_lr)
         apply_lr(optimizers, lr, learning_rate)
@@ -395,16 +397,20 @@ if __name__ == "__main__":
         optimizer_step(optimizers, scaler, model, grad_clip)
         t1 = time.time()
         dt, t0 = t1 - t0, t1
+        recent_dt.append(dt)
         iter_num += 1
         if iter_num % log_interval == 0 and master:
             mfu = raw_model.estimate_mfu(tokens_per_iter, dt, peak, world_size)  # peak is one device's
             mfu_text = f", mfu {mfu * 100:.1f}%" if mfu is not None else ""
             tflops = raw_model.achieved_flops(tokens_per_iter, dt, world_size) / 1e12  # per device, like MFU; no peak needed
+            eta = max(max_iters - iter_num, 0) * sorted(recent_dt)[len(recent_dt) // 2]  # the median ignores a compile
+            progress = (f", {100 * iter_num / max_iters:.1f}% done, "
+                        f"ETA {int(eta) // 3600}:{int(eta) % 3600 // 60:02d}:{int(eta) % 60:02d}")  # H:MM:SS of steps
             print(f"iter {iter_num}: loss {lossf:.4f}, lr {lr:.2e}, time {dt * 1000:.2f}ms, "
-                  f"{tokens_per_iter / dt:,.0f} tok/s{mfu_text}, {tflops:.3g} TFLOP/s")
+                  f"{tokens_per_iter / dt:,.0f} tok/s{mfu_text}, {tflops:.3g} TFLOP/s{progress}")
             log({"iter": iter_num, "tokens": iter_num * tokens_per_iter, "train_loss": lossf, "lr": lr,
                  "dt_ms": dt * 1000, "tok_per_s": tokens_per_iter / dt, "mfu": mfu, "tflops": tflops,
-                 "elapsed_s": t1 - t_start})
+                 "elapsed_s": t1 - t_start, "progress": iter_num / max_iters, "eta_s": eta})
         if ckpt_interval and iter_num % ckpt_interval == 0:
             checkpoint("ckpt_interval")
         if ddp and stop_signal_everywhere(bool(stop_signal)):

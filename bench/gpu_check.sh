@@ -2,7 +2,8 @@
 # The GPU paths that no CPU test can run, checked on one CUDA GPU in a few minutes, as one table:
 #   1. GPT-2 124M's shape in bf16, compiled, with flash attention: ms/iter, tokens/s, MFU;
 #   2. fp16 with a GradScaler for 20 steps, resumed from a bf16 checkpoint;
-#   3. sampling with the KV cache at batch 1 and 8 (and without it, for the speedup);
+#   3. sampling with the KV cache at batch 1 and 8 (and without it, for the speedup), and with the
+#      weights this device runs quantized (quantize.py: int8, bf16);
 #   4. train 50 steps, save, resume, sample: the round trip, beside the same run without the stop;
 #   5. FSDP (--fsdp=True) under torchrun on this one GPU in bf16: train, save ckpt.pt, sample; and
 #      bench.py's memory per rank under FSDP (the dry run: 2 gloo processes on the CPU, fp32).
@@ -79,15 +80,17 @@ else
   row "fp16 + GradScaler, $RESUME steps resumed from bf16" "FAILED: $(last 'error|Error' "$WORK/fp16.txt")"
 fi
 
-# 3. sampling speed with the KV cache
+# 3. sampling speed with the KV cache, in each weight format this device runs
 "$PY" bench.py --mode=sample --device="$DEV" --compile=False "${SMALL[@]}" --vocab_size="$VOCAB" --real_data=False \
   --sample_tokens="$TOKENS" --sample_batches="(1, 8)" > "$WORK/sample.txt" 2>&1 || true
+cell() { grep -E "^\| $1 \| $2 \| $3 " "$WORK/sample.txt" | cut -d'|' -f"$4" | xargs || true; }  # batch, weights, cache, column
 for b in 1 8; do
-  on=$(grep -E "^\| $b \| on " "$WORK/sample.txt" | cut -d'|' -f5 | xargs || true)
-  off=$(grep -E "^\| $b \| off " "$WORK/sample.txt" | cut -d'|' -f5 | xargs || true)
-  speedup=$(grep -E "^\| $b \| off " "$WORK/sample.txt" | cut -d'|' -f6 | xargs || true)
+  on=$(cell "$b" none on 6); off=$(cell "$b" none off 6); speedup=$(cell "$b" none off 11); quantized=""
+  for fmt in int8 bf16; do
+    if [[ -n "$(cell "$b" "$fmt" on 6)" ]]; then quantized="$quantized; $fmt weights $(cell "$b" "$fmt" on 6)"; fi
+  done
   row "sampling $TOKENS tokens, batch $b ($(head -1 "$WORK/sample.txt" | cut -d, -f1))" \
-    "${on:-FAILED: $(last 'error|Error' "$WORK/sample.txt")} tokens/s with the cache, ${off:-?} without ($speedup)"
+    "${on:-FAILED: $(last 'error|Error' "$WORK/sample.txt")} tokens/s with the cache, ${off:-?} without ($speedup)$quantized"
 done
 
 # 4. train, save, resume, sample; and the same run without the stop

@@ -27,8 +27,9 @@ README, with --out_dir in the work folder: --device=cpu --compile=False --eval_i
    --sample_batches, after one warm-up of 4 tokens; tokens/s is the best of --repeats alternating
    runs. gptlab goes through model.generate with its KV cache (the default), once eager and once
    with its one-token step compiled (GPT.compile_decoding, as sample.py --compile=True; the
-   warm-up compiles it); nanoGPT's generate runs the whole context every token. --gpt2_shape=True adds GPT-2 124M's shape, random weights,
-   100 tokens at batch 1.
+   warm-up compiles it), for each weight format of --quantize (quantize.py: fp32, bf16 where the
+   CPU has bf16 units, int8); nanoGPT's generate runs the whole context every token, in fp32.
+   --gpt2_shape=True adds GPT-2 124M's shape, random weights, 100 tokens at batch 1, eager.
 2. train: ARGS = RECIPE with N = --train_iters, against gptlab's `train.py
    config/train_shakespeare_char_cpu.py --pad_vocab=False --dtype=float32 --max_iters=N
    --log_interval=1` (the same model, batches and schedule: the script checks the config, and
@@ -68,6 +69,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 from checkpoint import load_model  # noqa: E402
 from model import GPT, GPTConfig  # noqa: E402
+from quantize import quantize_error, quantize_model, usable_formats  # noqa: E402
 
 DATA = os.path.join(ROOT, "data", "shakespeare_char")
 RECIPE = dict(device="cpu", compile=False, eval_iters=20, log_interval=1, block_size=64, batch_size=12, n_layer=4,
@@ -194,6 +196,20 @@ def time_sampling(models, prompt, n_tokens, repeats, seed=1337):
     return best
 
 
+def gptlab_models(load, formats, compiled=(False, True)):
+    """gptlab's side of the sampling table, as (name, model): each weight format, eager and with its
+    one-token step compiled (torch.compile runs at the first call). load() makes a fresh fp32 GPT."""
+    models = []
+    for fmt in formats:
+        for c in compiled:
+            model = quantize_model(load().eval(), fmt)
+            if c:
+                model.compile_decoding()
+            models.append(("gptlab" + ("" if fmt == "none" else f" {fmt}") + (", compiled decoding" if c else ""),
+                           model))
+    return models
+
+
 def sample_part(args, work, rows):
     """Workload 1: tokens/s of nanoGPT's and gptlab's generate on one nanoGPT-written checkpoint."""
     ckpt_dir = os.path.join(work, "nanogpt-char")
@@ -206,22 +222,27 @@ def sample_part(args, work, rows):
     ckpt = torch.load(os.path.join(ckpt_dir, "ckpt.pt"), map_location="cpu", weights_only=True)
     theirs = nano.GPT(nano.GPTConfig(**ckpt["model_args"]))
     theirs.load_state_dict({k.removeprefix("_orig_mod."): v for k, v in ckpt["model"].items()})  # as its sample.py
-    ours, tok, _ = load_model("resume", ckpt_dir, DATA)
-    ours_compiled = load_model("resume", ckpt_dir, DATA)[0]
-    ours_compiled.compile_decoding()
-    shapes = [("char 6x384 (nanoGPT ckpt)", theirs, (ours, ours_compiled), args.sample_tokens, args.sample_batches)]
+    tok = load_model("resume", ckpt_dir, DATA)[1]
+    ours = gptlab_models(lambda: load_model("resume", ckpt_dir, DATA)[0], args.quantize)
+    # a compiled graph per format and batch size, all of GPT.cached_step: torch must keep them all, not fall back
+    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit,
+                                               len(args.quantize) * len(args.sample_batches))
+    shapes = [("char 6x384 (nanoGPT ckpt)", theirs, ours, args.sample_tokens, args.sample_batches)]
     if args.gpt2_shape:  # GPT-2 124M's shape, random weights
+
+        def gpt2_shaped():
+            torch.manual_seed(args.seed)  # the same weights for every format
+            return GPT(GPTConfig(block_size=1024, vocab_size=50257, n_layer=12, n_head=12, n_embd=768))
+
         torch.manual_seed(args.seed)
         shapes.append(("GPT-2 124M shape", nano.GPT(nano.GPTConfig(block_size=1024, vocab_size=50257, n_layer=12,
                                                                      n_head=12, n_embd=768, dropout=0.0, bias=True)),
-                       (GPT(GPTConfig(block_size=1024, vocab_size=50257, n_layer=12, n_head=12, n_embd=768)),),
-                       100, [1]))
+                       gptlab_models(gpt2_shaped, args.quantize, compiled=(False,)), 100, [1]))
     for label, theirs, ours, n_tokens, batches in shapes:
         theirs.eval()
         gen = lambda: torch.Generator().manual_seed(args.seed)  # noqa: E731
         models = {"nanoGPT": lambda idx, n: theirs.generate(idx, n, temperature=0.8, top_k=200)}
-        for name, model in zip(("gptlab", "gptlab, compiled decoding"), ours):  # eager, and compile_decoding()
-            model.eval()
+        for name, model in ours:
             models[name] = lambda idx, n, model=model: model.generate(idx, n, temperature=0.8, top_k=200,
                                                                        generator=gen())
         for B in batches:
@@ -343,9 +364,14 @@ def main(argv=None):
     ap.add_argument("--eval_iters", type=int, default=200, help="speedrun: evaluate.py's batches")
     ap.add_argument("--eval_batch_size", type=int, default=64, help="speedrun: evaluate.py's --batch_size")
     ap.add_argument("--seed", type=int, default=1337, help="sample: the sampling seed")
+    ap.add_argument("--quantize", default="auto",
+                    help="sample: gptlab's weight formats, comma-separated (none,bf16,int8); auto: all this CPU runs")
     args = ap.parse_args(argv)
     args.nanogpt_dir = os.path.abspath(args.nanogpt_dir)
     args.sample_batches = [int(b) for b in args.sample_batches.split(",")]
+    args.quantize = usable_formats("cpu") if args.quantize == "auto" else args.quantize.split(",")
+    if error := next(filter(None, (quantize_error(f, "cpu") for f in args.quantize)), None):
+        sys.exit(f"error: {error}")
     parts = args.parts.split(",")
     if "train" in parts and args.train_iters < 20:
         sys.exit(f"error: --train_iters={args.train_iters}: the median leaves out the first 10, so give at least 20")

@@ -157,10 +157,10 @@ def test_decoding_without_eos_never_waits_for_the_device(use_cache):
     m = tiny()
     prompt = torch.zeros(2, 3, dtype=torch.long)
     for new in (4, 40):  # 40 also slides the window past block_size=32
-        with HostSyncs() as syncs:
-            m.generate(prompt, new, temperature=0.8, top_k=10, top_p=0.9, use_cache=use_cache,
-                       generator=torch.Generator().manual_seed(1))
-        assert not syncs.seen, f"{new} tokens: {dict(syncs.seen)}"
+        for generator in (torch.Generator().manual_seed(1), [torch.Generator().manual_seed(s) for s in (1, 2)]):
+            with HostSyncs() as syncs:  # one generator, or one per row (sample.py's)
+                m.generate(prompt, new, temperature=0.8, top_k=10, top_p=0.9, use_cache=use_cache, generator=generator)
+            assert not syncs.seen, f"{new} tokens: {dict(syncs.seen)}"
     with HostSyncs() as syncs:  # with an end-of-text token, one look at the finished rows per token
         m.generate(prompt, 12, temperature=0.0, eos_token=96, use_cache=use_cache)
     assert dict(syncs.seen) == {"aten._local_scalar_dense.default": 12}

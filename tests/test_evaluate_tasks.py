@@ -3,6 +3,7 @@ HellaSwag's acc and acc_norm, and the lm-evaluation-harness adapter against gptl
 Expected values are computed here by hand from the model's logits."""
 
 import contextlib
+import io
 import json
 import math
 import os
@@ -79,6 +80,29 @@ def test_rolling_pairs_predict_every_token_once_with_full_context():
     assert [len(x) for _, x in pairs] == [16, 16, 5]
     assert sum((x for _, x in pairs), []) == ids
     assert pairs[0][0] == [0] and all(len(c) + len(x) == 17 for c, x in pairs)
+
+
+class Terminal(io.StringIO):
+    """A stderr that says it is a terminal."""
+
+    def isatty(self):
+        return True
+
+
+def test_long_passes_show_a_bar_on_rank_0_of_a_terminal_only(monkeypatch):
+    tok = Tokenizer({"kind": "char", "chars": CHARS})
+    ids = np.array(tok.encode(TEXT * 2), dtype=np.uint16)
+    model = tiny(len(CHARS))
+    examples = [{"ctx": "speak", "endings": ["a", "b", "c", "d"], "label": 0}] * 3
+    for stderr, rank, shown in ((Terminal(), "0", True), (io.StringIO(), "0", False), (Terminal(), "1", False)):
+        monkeypatch.setattr(sys, "stderr", stderr)
+        monkeypatch.setenv("RANK", rank)
+        evaluate.bits_per_byte(model, ids, tok, 4, contextlib.nullcontext())
+        evaluate.hellaswag_counts(model, tok, examples)
+        evaluate.greedy(model, [[1, 2], [3], [4, 5]], "cpu", 3)  # qa's and recall's decoding
+        bars = stderr.getvalue()
+        for what in ("bits per byte", "/10 [", "hellaswag", "/3 [", "greedy decoding"):  # its name and total
+            assert (what in bars) == shown, (rank, what, bars)
 
 
 # --------------------------------------------------------------------------- HellaSwag

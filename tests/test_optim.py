@@ -209,7 +209,8 @@ def test_metrics_log_plots_and_auto_lr(char_data, tmp_path):
     assert [s["iter"] for s in steps] == [2, 4, 6] and [e["iter"] for e in evals] == [0, 3, 6]
     tokens_per_iter = 8 * 32
     for s in steps:
-        assert set(s) == {"iter", "tokens", "train_loss", "lr", "dt_ms", "tok_per_s", "mfu", "elapsed_s"}
+        assert set(s) == {"iter", "tokens", "train_loss", "lr", "dt_ms", "tok_per_s", "mfu", "tflops",
+                          "elapsed_s", "progress", "eta_s"}
         assert s["tokens"] == s["iter"] * tokens_per_iter and s["mfu"] is None  # no known peak on a CPU
         assert s["tok_per_s"] == pytest.approx(tokens_per_iter / (s["dt_ms"] / 1000))
     for e in evals:

@@ -106,6 +106,22 @@ def test_log_has_val_ppl_and_the_achieved_tflops(char_run):
     assert len(lines) == CHAR_RUN_ITERS and all(re.search(r", [0-9.e+-]+ TFLOP/s", line) for line in lines), lines[:2]
 
 
+def test_log_line_shows_percent_done_and_an_eta(char_run):
+    """Each iter line ends with the share of max_iters done and an ETA: the iterations left times
+    the median of the last 20 steps' times (log.jsonl's dt_ms), as H:MM:SS."""
+    lines = [line for line in char_run["stdout"].splitlines() if line.startswith("iter ")]
+    log = open(os.path.join(char_run["out_dir"], "log.jsonl")).read().splitlines()
+    steps = [json.loads(line) for line in log if '"train_loss"' in line]
+    assert len(lines) == len(steps) == CHAR_RUN_ITERS == 60
+    for i, (line, rec) in enumerate(zip(lines, steps)):
+        recent = sorted(r["dt_ms"] / 1000 for r in steps[max(0, i - 19):i + 1])
+        eta = (60 - rec["iter"]) * recent[len(recent) // 2]
+        assert rec["progress"] == rec["iter"] / 60 and rec["eta_s"] == pytest.approx(eta, rel=1e-6)
+        s = int(rec["eta_s"])
+        assert line.endswith(f", {100 * rec['iter'] / 60:.1f}% done, ETA {s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}")
+    assert ", 50.0% done, ETA 0:00:" in lines[29] and lines[-1].endswith(", 100.0% done, ETA 0:00:00")
+
+
 @pytest.mark.slow
 def test_resume_rejects_a_different_model(char_data, char_run, tmp_path):
     out = copy_run(char_run, tmp_path / "r")

@@ -129,3 +129,34 @@ def test_error_when_data_is_not_prepared(tmp_path):
 def test_error_on_unknown_part(tmp_path):
     message = exit_message(vs.main, [f"--nanogpt_dir={fake_nanogpt(tmp_path)}", "--parts=sample,speed"])
     assert "speed" in message and "sample, train, speedrun" in message
+
+
+def test_gptlab_sampling_rows_are_each_format_eager_and_compiled(monkeypatch):
+    import torch
+
+    from model import GPT, GPTConfig
+    from quantize import BF16Linear, Int8Linear
+
+    monkeypatch.setattr(GPT, "compile_decoding", lambda self: setattr(self, "compiled_step", "compiled"))  # no inductor here
+
+    def load():
+        torch.manual_seed(0)
+        return GPT(GPTConfig(n_layer=1, n_head=2, n_embd=32, block_size=16, vocab_size=11))
+
+    models = vs.gptlab_models(load, ["none", "bf16", "int8"])
+    assert [name for name, _ in models] == ["gptlab", "gptlab, compiled decoding", "gptlab bf16",
+                                            "gptlab bf16, compiled decoding", "gptlab int8",
+                                            "gptlab int8, compiled decoding"]
+    for name, model in models:
+        assert (model.compiled_step is not None) == name.endswith("compiled decoding")
+        assert any(isinstance(m, BF16Linear) for m in model.modules()) == ("bf16" in name)
+        assert any(isinstance(m, Int8Linear) for m in model.modules()) == ("int8" in name)
+    assert [name for name, _ in vs.gptlab_models(load, ["int8"], compiled=(False,))] == ["gptlab int8"]
+
+
+def test_error_on_a_weight_format_this_cpu_cannot_run(tmp_path, monkeypatch):
+    import quantize
+    monkeypatch.setattr(quantize, "cpu_has_bf16", lambda: False)
+    nano = fake_nanogpt(tmp_path)
+    assert "not a weight format" in exit_message(vs.main, [f"--nanogpt_dir={nano}", "--quantize=int4"])
+    assert "needs a CPU with bf16 units" in exit_message(vs.main, [f"--nanogpt_dir={nano}", "--quantize=none,bf16"])
