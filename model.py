@@ -464,9 +464,11 @@ class GPT(nn.Module):
 
     def flops_per_token(self):
         """Training FLOPs per token, forward + backward: 6N for the matrices plus the
-        attention scores (PaLM paper, appendix B)."""
+        attention scores (PaLM paper, appendix B). N leaves out the input embedding when it is
+        not tied to the head: a lookup, not a matrix product."""
         cfg = self.config
-        return 6 * self.num_params() + 12 * cfg.n_layer * cfg.n_head * cfg.head_dim * cfg.block_size
+        n = self.num_params() - (0 if cfg.tie_embeddings else self.transformer.wte.weight.numel())
+        return 6 * n + 12 * cfg.n_layer * cfg.n_head * cfg.head_dim * cfg.block_size
 
     def estimate_mfu(self, tokens_per_iter, dt, peak_flops, world_size=1):
         """Model FLOPs utilisation: achieved FLOP/s over the peak (e.g. 312e12 for an A100 in
@@ -546,8 +548,10 @@ def sample_next(logits, temperature=1.0, top_k=None, top_p=None, generator=None)
     probs = F.softmax(logits, dim=-1)
     # a draw from probs: argmax of p_i / E_i with E_i ~ Exp(1) picks i with probability p_i (the
     # exponential form of the Gumbel-max trick); a few elementwise ops, where torch.multinomial
-    # costs about as much as a small model's whole decoding step on a CPU
-    noise = torch.empty_like(probs).exponential_(generator=generator)
+    # costs about as much as a small model's whole decoding step on a CPU. A noise of exactly 0 (MPS's
+    # exponential_ has been reported to return some) would make an excluded token's 0 / 0 a NaN, which
+    # argmax takes: the smallest positive float instead keeps 0 / E at 0
+    noise = torch.empty_like(probs).exponential_(generator=generator).clamp_(min=torch.finfo(probs.dtype).tiny)
     return (probs / noise).argmax(dim=-1, keepdim=True)
 
 
