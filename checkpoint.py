@@ -53,6 +53,18 @@ def set_rng_state(state):
         torch.cuda.set_rng_state(cuda, here)
 
 
+def seed_rank(state, rank):
+    """Seed every generator rng_state() covers for a rank that a checkpoint holds no state for (it
+    was saved by fewer ranks): from a number drawn from state (rank 0's, say) plus the rank, so each
+    such rank draws its own dropout masks, and the same ones each time it resumes this checkpoint."""
+    g = torch.Generator()
+    g.set_state(state["torch"])
+    seed = int(torch.randint(2 ** 31, (1,), generator=g)) + rank
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # the CPU's and every GPU's
+
+
 def save_checkpoint(ckpt, path, keep_last=0):
     """Write atomically: a temp file in the same folder, flushed to disk, then renamed over
     the old one. A crash at any moment leaves either the old or the new checkpoint whole.

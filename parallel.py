@@ -180,20 +180,18 @@ def full_state(model, optimizers, fsdp):
 
 def load_optimizers(model, optimizers, states, fsdp):
     """Load ckpt.pt's optimizer states (integer ids) into this run's optimizers, keeping each
-    group's initial_lr from construction (optim.load_optimizer_states does the same unsharded)."""
-    from optim import load_optimizer_states
+    group's settings from construction (optim.run_settings_kept; load_optimizer_states unsharded)."""
+    from optim import load_optimizer_states, run_settings_kept
 
     if not fsdp:
         return load_optimizer_states(optimizers, states)
-    for opt, sd in zip(optimizers, states, strict=True):
-        initial = [group["initial_lr"] for group in opt.param_groups]
-        names = _names(model, opt)
-        by_name = {"state": {names[i]: s for i, s in sd["state"].items()},
-                   "param_groups": [{**g, "params": [names[i] for i in g["params"]]} for g in sd["param_groups"]]}
-        helpers = state_dict_helpers()[1]
-        helpers.set_optimizer_state_dict(model, opt, by_name, options=helpers.StateDictOptions(full_state_dict=True))
-        for group, lr in zip(opt.param_groups, initial):
-            group["initial_lr"] = lr
+    helpers = state_dict_helpers()[1]
+    with run_settings_kept(optimizers):
+        for opt, sd in zip(optimizers, states, strict=True):
+            names = _names(model, opt)
+            by_name = {"state": {names[i]: s for i, s in sd["state"].items()},
+                       "param_groups": [{**g, "params": [names[i] for i in g["params"]]} for g in sd["param_groups"]]}
+            helpers.set_optimizer_state_dict(model, opt, by_name, options=helpers.StateDictOptions(full_state_dict=True))
     unfuse(optimizers, fsdp)
 
 
@@ -264,11 +262,10 @@ def load_sharded(model, optimizers, folder):
     dcp.load(state, checkpoint_id=folder)
     helpers.set_model_state_dict(model, state["model"])
     if optimizers:
-        initial = [[g["initial_lr"] for g in opt.param_groups] for opt in optimizers]
-        helpers.set_optimizer_state_dict(model, optimizers, state["optimizer"])
-        for opt, lrs in zip(optimizers, initial):
-            for group, lr in zip(opt.param_groups, lrs):
-                group["initial_lr"] = lr
+        from optim import run_settings_kept
+
+        with run_settings_kept(optimizers):  # this run's settings, as for ckpt.pt
+            helpers.set_optimizer_state_dict(model, optimizers, state["optimizer"])
 
 
 def convert(folder, path):
