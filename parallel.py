@@ -198,17 +198,26 @@ def load_optimizers(model, optimizers, states, fsdp):
 # ------------------------------------------------------------------ the sharded format
 # OUT_DIR/ckpt_dcp is a symlink to the newest folder OUT_DIR/ckpt_dcp-<iter>, written by every rank
 # with torch.distributed.checkpoint (one file per rank, and .metadata), plus run.pt: everything
-# ckpt.pt holds but the weights and the optimizer. A save writes a new folder, then repoints the
-# link atomically (os.replace), so a crash leaves the last complete checkpoint as the latest.
+# ckpt.pt holds but the weights and the optimizer. A save writes a folder of a new name, then repoints
+# the link atomically (os.replace), and only then deletes what it replaces, so a crash at any moment
+# leaves the last complete checkpoint as the latest. A save at an iteration that already has a folder
+# (a resume saving at its own iteration) writes ckpt_dcp-<iter>-1 (or -2, ...) beside it.
+
+def fresh_folder(out_dir, iter_num):
+    """The name of a folder for a save at iter_num that no folder in out_dir has yet."""
+    name, n = f"ckpt_dcp-{iter_num:08d}", 0
+    while os.path.lexists(os.path.join(out_dir, name if n == 0 else f"{name}-{n}")):
+        n += 1
+    return os.path.join(out_dir, name if n == 0 else f"{name}-{n}")
+
 
 def save_sharded(model, optimizers, run, out_dir, keep_last=0):
     """Every rank calls this. run: ckpt.pt's other entries (iter_num, config, rng, ...)."""
     rank0 = not dist.is_initialized() or dist.get_rank() == 0
-    folder = os.path.join(out_dir, f"ckpt_dcp-{run['iter_num']:08d}")
-    if rank0 and os.path.exists(folder):
-        shutil.rmtree(folder)
-    if dist.is_initialized():
-        dist.barrier()
+    folder = [fresh_folder(out_dir, run["iter_num"]) if rank0 else None]
+    if dist.is_initialized():  # every rank writes into the folder rank 0 named
+        dist.broadcast_object_list(folder, src=0)
+    folder = folder[0]
     dcp, helpers = state_dict_helpers()
     state = {"model": helpers.get_model_state_dict(model),
              "optimizer": helpers.get_optimizer_state_dict(model, optimizers)}
@@ -220,8 +229,12 @@ def save_sharded(model, optimizers, run, out_dir, keep_last=0):
             os.remove(tmp)
         os.symlink(os.path.basename(folder), tmp)
         os.replace(tmp, link)
-        old = sorted(f for f in os.listdir(out_dir) if f.startswith("ckpt_dcp-"))
-        for f in old[:-(keep_last + 1)]:
+        # now the rest can go: all but the newest keep_last whole saves of other iterations (this one's earlier
+        # folder and a crashed save's go too)
+        others = sorted(f for f in os.listdir(out_dir) if f.startswith("ckpt_dcp-") and f != os.path.basename(folder))
+        whole = [f for f in others if int(f.split("-")[1]) != run["iter_num"]
+                 and os.path.isfile(os.path.join(out_dir, f, "run.pt"))]
+        for f in set(others) - set(whole[max(0, len(whole) - keep_last):]):
             shutil.rmtree(os.path.join(out_dir, f))
     if dist.is_initialized():
         dist.barrier()
