@@ -141,10 +141,13 @@ class KVCache:
     tokens are: once max_len positions are stored, each new token overwrites the oldest slot and
     the window slides by one token, with no prefill. Every layer then attends to the last max_len
     tokens (sliding-window attention); the older tokens' keys still carry what they saw when
-    they were computed. Positions keep growing, so rebase() moves them back now and then."""
+    they were computed. Positions keep growing, so rebase() moves them back now and then.
 
-    def __init__(self, n_layer, max_len, rolling=False):
-        self.n_layer, self.max_len, self.rolling = n_layer, max_len, rolling
+    static=True is for a compiled step: the buffers are marked as inputs whose addresses never change
+    (they do not: rebase() rotates the keys in place), which CUDA graphs need."""
+
+    def __init__(self, n_layer, max_len, rolling=False, static=False):
+        self.n_layer, self.max_len, self.rolling, self.static = n_layer, max_len, rolling, static
         self.k = [None] * n_layer  # allocated on first use, in the dtype and device of the keys
         self.v = [None] * n_layer
         self.pos = 0  # the position of the next token (the number stored, until a rolling cache rebases)
@@ -181,6 +184,12 @@ class KVCache:
         if self.v[layer] is None or self.v[layer].shape[0] != B:
             self.v[layer] = v.new_zeros(B, nkv, self.max_len, hs)
             self.k[layer] = None if k is None else k.new_zeros(B, nkv, self.max_len, hs)
+            # CUDA graphs (compile_decoding(mode='reduce-overhead')) replay a step that writes into these only
+            # if they are marked static, as Hugging Face's StaticCache marks its own; unguarded, so a new cache
+            # does not recompile the step (its graph is recorded again instead)
+            for buf in (self.k[layer], self.v[layer]):
+                if self.static and buf is not None and not torch.compiler.is_compiling():
+                    torch._dynamo.mark_static_address(buf)
         self.v[layer].index_copy_(2, self.slots, v)
         if k is not None:
             self.k[layer].index_copy_(2, self.slots, k)
@@ -190,9 +199,9 @@ class KVCache:
         """Move every position back by shift: rotate the stored keys by -shift (cos, sin: that
         angle, (hs/2,) each), which leaves every score unchanged, since each depends only on the
         distance between two positions. Keeps positions inside the model's rotary table."""
-        for layer, k in enumerate(self.k):
+        for k in self.k:
             if k is not None:
-                self.k[layer] = apply_rope(k, cos, -sin)
+                k.copy_(apply_rope(k, cos, -sin))  # in place: the buffers keep their addresses
         self.pos -= shift
         self.index -= shift
 
@@ -399,7 +408,8 @@ class GPT(nn.Module):
             if cache.rolling and cache.pos + T > self.rope_cos.size(0):  # past the rotary table: move back
                 cache.rebase(block, self.rope_cos[block], self.rope_sin[block])
             cache.check(T, idx.device)
-            step = self.compiled_step if T == 1 and self.compiled_step is not None else self.cached_step
+            compiled = T == 1 and cache.pos > 0 and self.compiled_step is not None  # the first forward allocates
+            step = self.compiled_step if compiled else self.cached_step  # the buffers, eagerly
             logits = step(idx.contiguous(), cache)  # a column sliced from a (B, T) batch would recompile the step
             cache.advance(T)  # the one place positions advance
         if targets is None:
@@ -497,7 +507,8 @@ class GPT(nn.Module):
         block = self.config.block_size
         rolling = self.config.use_rope  # rotary scores depend only on the distance between tokens
         keep = block if rolling else max(1, block // 2)  # tokens kept when the window slides
-        cache = KVCache(self.config.n_layer, block, rolling) if use_cache else None
+        static = self.compiled_step is not None  # the buffers are the compiled step's inputs
+        cache = KVCache(self.config.n_layer, block, rolling, static) if use_cache else None
         n = min(idx.size(1), block)  # tokens in the current window
         feed = idx[:, -n:]  # what the next forward reads: the whole window, or with a cache the newest token
         done = torch.zeros(idx.size(0), dtype=torch.bool, device=idx.device)  # rows that emitted eos_token

@@ -186,12 +186,13 @@ def load_optimizers(model, optimizers, states, fsdp):
     if not fsdp:
         return load_optimizer_states(optimizers, states)
     helpers = state_dict_helpers()[1]
+    whole = helpers.StateDictOptions(full_state_dict=True)
     with run_settings_kept(optimizers):
         for opt, sd in zip(optimizers, states, strict=True):
             names = _names(model, opt)
             by_name = {"state": {names[i]: s for i, s in sd["state"].items()},
                        "param_groups": [{**g, "params": [names[i] for i in g["params"]]} for g in sd["param_groups"]]}
-            helpers.set_optimizer_state_dict(model, opt, by_name, options=helpers.StateDictOptions(full_state_dict=True))
+            helpers.set_optimizer_state_dict(model, opt, by_name, options=whole)
     unfuse(optimizers, fsdp)
 
 
@@ -204,11 +205,13 @@ def load_optimizers(model, optimizers, states, fsdp):
 # (a resume saving at its own iteration) writes ckpt_dcp-<iter>-1 (or -2, ...) beside it.
 
 def fresh_folder(out_dir, iter_num):
-    """The name of a folder for a save at iter_num that no folder in out_dir has yet."""
-    name, n = f"ckpt_dcp-{iter_num:08d}", 0
-    while os.path.lexists(os.path.join(out_dir, name if n == 0 else f"{name}-{n}")):
+    """A folder for a save at iter_num that out_dir does not hold yet: ckpt_dcp-<iter>, else -1, -2, ..."""
+    base = os.path.join(out_dir, f"ckpt_dcp-{iter_num:08d}")
+    folder, n = base, 0
+    while os.path.lexists(folder):
         n += 1
-    return os.path.join(out_dir, name if n == 0 else f"{name}-{n}")
+        folder = f"{base}-{n}"
+    return folder
 
 
 def save_sharded(model, optimizers, run, out_dir, keep_last=0):
