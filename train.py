@@ -310,7 +310,8 @@ if __name__ == "__main__":
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # later copies change nothing, even while python exits
         if master:
             print(f"\n{signal.Signals(signum).name}: finishing this step, then saving and exiting"
-                  f"{' (Ctrl-C again to exit at once, without saving)' if at_terminal else ''}", file=sys.stderr)
+                  f"{' (a second Ctrl-C, a second or more from now, exits at once without saving)' if at_terminal else ''}",
+                  file=sys.stderr)
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
@@ -401,10 +402,11 @@ if __name__ == "__main__":
                  "dt_ms": dt * 1000, "tok_per_s": tokens_per_iter / dt, "mfu": mfu, "elapsed_s": t1 - t_start})
         if ckpt_interval and iter_num % ckpt_interval == 0:
             checkpoint("ckpt_interval")
-        if ddp and stop_signal_everywhere(bool(stop_signal)):
-            stop_signal.append(signal.SIGTERM)
-        if stop_signal:
-            checkpoint(f"{signal.Signals(stop_signal[0]).name}")
+        stopping = bool(stop_signal)  # read once: a signal that lands while the ranks agree waits a step
+        if ddp:
+            stopping = stop_signal_everywhere(stopping)
+        if stopping:
+            checkpoint(signal.Signals(stop_signal[0]).name if stop_signal else "a signal to another rank")
             if master:
                 print(f"stopped at iter {iter_num}; continue with --init_from=resume --out_dir={out_dir}")
             break

@@ -95,15 +95,19 @@ def test_a_resume_logs_each_evaluation_once(char_data, tmp_path):
     assert [r["iter"] for r in records if "train_loss" in r] == list(range(1, 7))
 
 
-def start(data, out, *extra, **popen):
-    """train.py in a process group of its own, running until stopped; returns once it logged 3 steps."""
-    cmd = [sys.executable, "train.py", f"--data_dir={data}", f"--out_dir={out}", *ARGS, "--max_iters=100000",
-           "--eval_interval=100000", *extra]
+def start(data, out, *extra, launch=(), **popen):
+    """train.py (after launch: torchrun's arguments) in a process group of its own, running until
+    stopped; returns during its fourth step."""
+    # 200 micro-steps make a step of a few tenths of a second: a signal's copy lands while the step
+    # still runs, as it does in a run of any size
+    cmd = [sys.executable, *launch, "train.py", f"--data_dir={data}", f"--out_dir={out}", *ARGS, "--max_iters=100000",
+           "--eval_interval=100000", "--gradient_accumulation_steps=200", *extra]
     p = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                          start_new_session=True, **popen)
     log, deadline = out / "log.jsonl", time.time() + 120
-    while time.time() < deadline and not (log.exists() and log.read_text().count("train_loss") >= 3):
+    while time.time() < deadline and not (log.exists() and log.read_text().count('"train_loss":') >= 3):
         time.sleep(0.2)
+    time.sleep(0.1)  # into the fourth step
     return p
 
 
@@ -114,12 +118,40 @@ def test_a_repeated_sigterm_still_saves(char_data, tmp_path):
     out = tmp_path / "run"
     p = start(char_data, out, stdin=subprocess.DEVNULL)
     os.killpg(p.pid, signal.SIGTERM)
-    time.sleep(0.1)  # two signals at once would be delivered as one
+    time.sleep(0.05)  # two signals at once would be delivered as one
     os.killpg(p.pid, signal.SIGTERM)
     stdout, stderr = p.communicate(timeout=120)
     assert p.returncode == 0, stderr
     assert "stopped at iter" in stdout and "exiting now" not in stderr
     assert load_checkpoint(str(out / "ckpt.pt"))["iter_num"] >= 3
+
+
+@pytest.mark.slow
+def test_a_repeated_sigterm_to_torchrun_and_its_workers_still_saves(char_data, tmp_path):
+    """torchrun gets SIGTERM twice (as under SLURM) and passes each on to its workers, which run in
+    sessions of their own: each worker gets it twice, at its own moment. They still agree on the step
+    to stop after, and save."""
+    out = tmp_path / "run"
+    p = start(char_data, out, stdin=subprocess.DEVNULL, launch=["-m", "torch.distributed.run", "--standalone",
+                                                              "--nproc_per_node=2"])
+    try:
+        os.killpg(p.pid, signal.SIGTERM)
+        time.sleep(0.05)
+        os.killpg(p.pid, signal.SIGTERM)
+        stdout, _ = p.communicate(timeout=120)  # torchrun stops on the second signal (non-zero); the workers print here
+        deadline = time.time() + 120
+        while time.time() < deadline:  # until its workers, left to finish, have ended too
+            try:
+                os.killpg(p.pid, 0)
+                time.sleep(0.2)
+            except ProcessLookupError:
+                break
+    finally:
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    assert "stopped at iter" in stdout and load_checkpoint(str(out / "ckpt.pt"))["iter_num"] >= 3
 
 
 @pytest.mark.slow
