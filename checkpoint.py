@@ -11,7 +11,7 @@ A checkpoint is a dict saved with torch.save and read back with weights_only=Tru
 one never runs code: "model" (the plain module's state dict), "model_args" (GPTConfig fields),
 "optimizer" (a list, one state dict per optimizer), "scaler", "iter_num", "best_val_loss",
 "config" (every train.py key), "rng" (one entry per rank, with that rank's GPU generator),
-"batch_rng", "elapsed_s".
+"batch_rng", "elapsed_s", "last_eval" (the iteration of the run's last evaluation, which log.jsonl holds).
 """
 
 import json

@@ -105,7 +105,7 @@ def optimizer_step(optimizers, scaler, model, grad_clip):
         scaler.unscale_(opt)  # clip and check the true gradients, not the loss-scaled ones (fp32, bf16: no-op)
     params = [p for p in model.parameters() if p.grad is not None]
     norm = grad_norm(params)
-    finite = bool(torch.isfinite(norm))  # a sync point, as the loss's was: same verdict on every rank
+    finite = bool(torch.isfinite(norm))  # a sync point, like the loss's; the same verdict on every rank
     if finite:
         if grad_clip != 0.0:
             torch.nn.utils.clip_grads_with_norm_(params, grad_clip, norm)
@@ -203,9 +203,9 @@ def newton_schulz(G, steps=5, dtype=torch.float32, eps=1e-7):
 
 def muon_dtype(device_type):
     """The dtype Muon orthogonalises in, by name: bf16 on a GPU or a CPU with bf16 units (the test
-    autocast's 'auto' uses), else fp32. torch's Muon always uses bf16, which a V100, a T4 or a CPU
-    without bf16 units emulates: on an AVX2 AMD EPYC its orthogonalisation took 375 ms of a 434 ms
-    step of the CPU speedrun's model."""
+    dtype='auto' makes: device.cuda_has_bf16, cpu_has_bf16), else fp32. torch's Muon always uses bf16,
+    which a V100, a T4 or a CPU without bf16 units emulates: on an AVX2 AMD EPYC its orthogonalisation
+    took 375 ms of a 434 ms step of the CPU speedrun's model."""
     from device import cpu_has_bf16, cuda_has_bf16
     return "bfloat16" if (device_type == "cuda" and cuda_has_bf16()) or (device_type == "cpu" and cpu_has_bf16()) \
         else "float32"

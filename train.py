@@ -309,9 +309,8 @@ if __name__ == "__main__":
         first_signal_at[0] = time.time()
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # later copies change nothing, even while python exits
         if master:
-            print(f"\n{signal.Signals(signum).name}: finishing this step, then saving and exiting"
-                  f"{' (a second Ctrl-C, a second or more from now, exits at once without saving)' if at_terminal else ''}",
-                  file=sys.stderr)
+            again = " (a second Ctrl-C, a second or more from now, exits at once without saving)" if at_terminal else ""
+            print(f"\n{signal.Signals(signum).name}: finishing this step, then saving and exiting{again}", file=sys.stderr)
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
