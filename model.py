@@ -438,7 +438,9 @@ class GPT(nn.Module):
 
     def compile_decoding(self, mode=None):
         """torch.compile the one-token cached step (static shapes: it is traced once); prefills
-        stay eager, since their lengths vary. mode='reduce-overhead' adds CUDA graphs on a GPU."""
+        stay eager, since their lengths vary. mode='reduce-overhead' adds CUDA graphs on a GPU, which
+        replay a step that writes into the cache because stream()'s cache marks its buffers static
+        (a new cache's buffers: the graph is recorded again). bench/gpu_check.sh checks it on a GPU."""
         options = None if mode else {"cpp_wrapper": True}  # the graph called from C++: ~10% less per token on a CPU
         self.compiled_step = torch.compile(self.cached_step, dynamic=False, mode=mode, options=options)
 
