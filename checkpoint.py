@@ -11,7 +11,7 @@ A checkpoint is a dict saved with torch.save and read back with weights_only=Tru
 one never runs code: "model" (the plain module's state dict), "model_args" (GPTConfig fields),
 "optimizer" (a list, one state dict per optimizer), "scaler", "iter_num", "best_val_loss",
 "config" (every train.py key), "rng" (one entry per rank, with that rank's GPU generator),
-"batch_rng", "elapsed_s", "last_eval" (the iteration of the run's last evaluation, which log.jsonl holds).
+"batch_rng", "elapsed_s".
 """
 
 import json
@@ -63,6 +63,23 @@ def seed_rank(state, rank):
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)  # the CPU's and every GPU's
+
+
+def evaluated(out_dir, iter_num):
+    """True if out_dir/log.jsonl holds an evaluation at iter_num: a run resumed there does not
+    evaluate (and log) it again. Only the evaluations' lines are parsed."""
+    path = os.path.join(out_dir, "log.jsonl")
+    if not os.path.isfile(path):
+        return False
+    with open(path) as f:
+        for line in f:
+            if '"val_loss"' in line:
+                try:
+                    if json.loads(line).get("iter") == iter_num:
+                        return True
+                except ValueError:  # a last line cut short by a crash
+                    pass
+    return False
 
 
 def save_checkpoint(ckpt, path, keep_last=0):

@@ -32,7 +32,7 @@ from dataclasses import fields
 import numpy as np
 import torch
 
-from checkpoint import run_info, rng_state, save_checkpoint, seed_rank, set_rng_state, start_from
+from checkpoint import evaluated, run_info, rng_state, save_checkpoint, seed_rank, set_rng_state, start_from
 from data.common import dataset_dir, load_meta
 from data.loader import estimate_loss, open_batches
 from device import (autocast_context, bf16_warning, cpu_has_bf16, dtype_error, lookup_peak_flops, resolve_device,
@@ -187,10 +187,10 @@ if __name__ == "__main__":
     except ValueError as e:
         sys.exit(f"error: {e}{on_other_node}")
     iter_num, best_val_loss, elapsed = 0, float("inf"), 0.0  # elapsed: seconds of training before this process
-    last_eval = -1  # the iteration of the last evaluation in log.jsonl: a resume does not log it again
+    last_eval = -1  # the iteration of the last evaluation in log.jsonl: not evaluated (and logged) again
     if init_from == "resume":
         iter_num, best_val_loss, elapsed = ckpt["iter_num"], ckpt["best_val_loss"], ckpt.get("elapsed_s", 0.0)
-        last_eval = ckpt.get("last_eval", -1)
+        last_eval = iter_num if evaluated(out_dir, iter_num) else -1
     ckpt_path = os.path.join(out_dir, "ckpt.pt")
     try:
         gptconf = GPTConfig(**model_args)
@@ -265,7 +265,7 @@ if __name__ == "__main__":
         states = gather_rng()  # collective under DDP: every rank takes part
         run = {"scaler": scaler.state_dict(), "model_args": model_args, "iter_num": iter_num,
                "best_val_loss": best_val_loss, "config": config, "rng": states,
-               "batch_rng": batch_rng.bit_generator.state, "elapsed_s": time.time() - t_start, "last_eval": last_eval}
+               "batch_rng": batch_rng.bit_generator.state, "elapsed_s": time.time() - t_start}
         if ckpt_format == "sharded":  # every rank writes its own shards
             if not all_finite(raw_model):
                 if master:

@@ -84,6 +84,15 @@ def test_target_val_loss_met_at_iteration_0_saves(char_data, tmp_path):
     assert load_checkpoint(str(out / "ckpt.pt"))["iter_num"] == 0
 
 
+def test_evaluated_finds_an_evaluation_in_the_log(tmp_path):
+    from checkpoint import evaluated
+
+    assert not evaluated(str(tmp_path), 4)  # no log: a run whose log was lost evaluates again
+    (tmp_path / "log.jsonl").write_text('{"iter": 4, "train_loss": 1.0}\n{"iter": 2, "val_loss": 1.0}\n'
+                                        '{"iter": 4, "val_loss": 0.9')  # a crash cut the last line short
+    assert not evaluated(str(tmp_path), 4) and evaluated(str(tmp_path), 2)
+
+
 @pytest.mark.slow
 def test_a_resume_logs_each_evaluation_once(char_data, tmp_path):
     out = tmp_path / "run"
