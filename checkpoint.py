@@ -56,6 +56,35 @@ def set_rng_state(state):
         torch.cuda.set_rng_state(cuda, here)
 
 
+def seed_rank(state, rank):
+    """Seed every generator rng_state() covers for a rank that a checkpoint holds no state for (it
+    was saved by fewer ranks): from a number drawn from state (rank 0's, say) plus the rank, so each
+    such rank draws its own dropout masks, and the same ones each time it resumes this checkpoint."""
+    g = torch.Generator()
+    g.set_state(state["torch"])
+    seed = int(torch.randint(2 ** 31, (1,), generator=g)) + rank
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # the CPU's and every GPU's
+
+
+def evaluated(out_dir, iter_num):
+    """True if out_dir/log.jsonl holds an evaluation at iter_num: a run resumed there does not
+    evaluate (and log) it again. Only the evaluations' lines are parsed."""
+    path = os.path.join(out_dir, "log.jsonl")
+    if not os.path.isfile(path):
+        return False
+    with open(path) as f:
+        for line in f:
+            if '"val_loss"' in line:
+                try:
+                    if json.loads(line).get("iter") == iter_num:
+                        return True
+                except ValueError:  # a last line cut short by a crash
+                    pass
+    return False
+
+
 def save_checkpoint(ckpt, path, keep_last=0):
     """Write atomically: a temp file in the same folder, flushed to disk, then renamed over
     the old one. A crash at any moment leaves either the old or the new checkpoint whole.
@@ -88,7 +117,8 @@ def save_checkpoint(ckpt, path, keep_last=0):
 
 
 def tensor_bytes(obj):
-    """Bytes of every tensor in a (nested) checkpoint dict: about what its file needs on disk."""
+    """Bytes of every tensor in a (nested) checkpoint dict: about what its file needs on disk (for a
+    sharded state, what all the ranks' files need together: a DTensor counts its whole size)."""
     if torch.is_tensor(obj):
         return obj.numel() * obj.element_size()
     if isinstance(obj, dict):
@@ -99,8 +129,8 @@ def tensor_bytes(obj):
 
 
 def write_failure(path, error, needed):
-    """The one line for a checkpoint that could not be written: why, how much it needs, how much
-    is free, and that the previous save is still whole."""
+    """The one line for a checkpoint (a file, or a sharded save's folder) that could not be written:
+    why, how much it needs, how much is free, and that the previous save is still whole."""
     def size(n):
         return f"{n / 1e9:.2f} GB" if n >= 1e9 else f"{n / 1e6:.1f} MB"
 
@@ -108,7 +138,7 @@ def write_failure(path, error, needed):
         free = f"{size(shutil.disk_usage(os.path.dirname(os.path.abspath(path))).free)} is free there"
     except OSError:
         free = "the free space there is unknown"
-    why = error.strerror or str(error)
+    why = (error.strerror if isinstance(error, OSError) else None) or str(error).splitlines()[0]
     return (f"could not write the checkpoint {path} ({why}): it needs about {size(needed)} and {free}; "
             f"the previous save is untouched")
 

@@ -141,10 +141,13 @@ class KVCache:
     tokens are: once max_len positions are stored, each new token overwrites the oldest slot and
     the window slides by one token, with no prefill. Every layer then attends to the last max_len
     tokens (sliding-window attention); the older tokens' keys still carry what they saw when
-    they were computed. Positions keep growing, so rebase() moves them back now and then."""
+    they were computed. Positions keep growing, so rebase() moves them back now and then.
 
-    def __init__(self, n_layer, max_len, rolling=False):
-        self.n_layer, self.max_len, self.rolling = n_layer, max_len, rolling
+    static=True is for a compiled step: the buffers are marked as inputs whose addresses never change
+    (they do not: rebase() rotates the keys in place), which CUDA graphs need."""
+
+    def __init__(self, n_layer, max_len, rolling=False, static=False):
+        self.n_layer, self.max_len, self.rolling, self.static = n_layer, max_len, rolling, static
         self.k = [None] * n_layer  # allocated on first use, in the dtype and device of the keys
         self.v = [None] * n_layer
         self.pos = 0  # the position of the next token (the number stored, until a rolling cache rebases)
@@ -181,6 +184,12 @@ class KVCache:
         if self.v[layer] is None or self.v[layer].shape[0] != B:
             self.v[layer] = v.new_zeros(B, nkv, self.max_len, hs)
             self.k[layer] = None if k is None else k.new_zeros(B, nkv, self.max_len, hs)
+            # CUDA graphs (compile_decoding(mode='reduce-overhead')) replay a step that writes into these only
+            # if they are marked static, as Hugging Face's StaticCache marks its own; unguarded, so a new cache
+            # does not recompile the step (its graph is recorded again instead)
+            for buf in (self.k[layer], self.v[layer]):
+                if self.static and buf is not None and not torch.compiler.is_compiling():
+                    torch._dynamo.mark_static_address(buf)
         self.v[layer].index_copy_(2, self.slots, v)
         if k is not None:
             self.k[layer].index_copy_(2, self.slots, k)
@@ -190,9 +199,9 @@ class KVCache:
         """Move every position back by shift: rotate the stored keys by -shift (cos, sin: that
         angle, (hs/2,) each), which leaves every score unchanged, since each depends only on the
         distance between two positions. Keeps positions inside the model's rotary table."""
-        for layer, k in enumerate(self.k):
+        for k in self.k:
             if k is not None:
-                self.k[layer] = apply_rope(k, cos, -sin)
+                k.copy_(apply_rope(k, cos, -sin))  # in place: the buffers keep their addresses
         self.pos -= shift
         self.index -= shift
 
@@ -431,7 +440,9 @@ class GPT(nn.Module):
 
     def compile_decoding(self, mode=None):
         """torch.compile the one-token cached step (static shapes: it is traced once); prefills
-        stay eager, since their lengths vary. mode='reduce-overhead' adds CUDA graphs on a GPU."""
+        stay eager, since their lengths vary. mode='reduce-overhead' adds CUDA graphs on a GPU, which
+        replay a step that writes into the cache because stream()'s cache marks its buffers static
+        (a new cache's buffers: the graph is recorded again). bench/gpu_check.sh checks it on a GPU."""
         options = None if mode else {"cpp_wrapper": True}  # the graph called from C++: ~10% less per token on a CPU
         self.compiled_step = torch.compile(self.cached_step, dynamic=False, mode=mode, options=options)
 
@@ -467,9 +478,11 @@ class GPT(nn.Module):
 
     def flops_per_token(self):
         """Training FLOPs per token, forward + backward: 6N for the matrices plus the
-        attention scores (PaLM paper, appendix B)."""
+        attention scores (PaLM paper, appendix B). N leaves out the input embedding when it is
+        not tied to the head: a lookup, not a matrix product."""
         cfg = self.config
-        return 6 * self.num_params() + 12 * cfg.n_layer * cfg.n_head * cfg.head_dim * cfg.block_size
+        n = self.num_params() - (0 if cfg.tie_embeddings else self.transformer.wte.weight.numel())
+        return 6 * n + 12 * cfg.n_layer * cfg.n_head * cfg.head_dim * cfg.block_size
 
     def achieved_flops(self, tokens_per_iter, dt, world_size=1):
         """Model FLOP/s achieved per device: flops_per_token() for each of tokens_per_iter tokens
@@ -504,7 +517,8 @@ class GPT(nn.Module):
         block = self.config.block_size
         rolling = self.config.use_rope  # rotary scores depend only on the distance between tokens
         keep = block if rolling else max(1, block // 2)  # tokens kept when the window slides
-        cache = KVCache(self.config.n_layer, block, rolling) if use_cache else None
+        static = self.compiled_step is not None  # the buffers are the compiled step's inputs
+        cache = KVCache(self.config.n_layer, block, rolling, static) if use_cache else None
         n = min(idx.size(1), block)  # tokens in the current window
         feed = idx[:, -n:]  # what the next forward reads: the whole window, or with a cache the newest token
         done = torch.zeros(idx.size(0), dtype=torch.bool, device=idx.device)  # rows that emitted eos_token
@@ -556,11 +570,14 @@ def sample_next(logits, temperature=1.0, top_k=None, top_p=None, generator=None)
     probs = F.softmax(logits, dim=-1)
     # a draw from probs: argmax of p_i / E_i with E_i ~ Exp(1) picks i with probability p_i (the
     # exponential form of the Gumbel-max trick); a few elementwise ops, where torch.multinomial
-    # costs about as much as a small model's whole decoding step on a CPU
+    # costs about as much as a small model's whole decoding step on a CPU. A noise of exactly 0 (MPS's
+    # exponential_ has been reported to return some) would make an excluded token's 0 / 0 a NaN, which
+    # argmax takes: the smallest positive float instead keeps 0 / E at 0
     if isinstance(generator, (list, tuple)):  # a stream per row: the same draws whatever the batch
         noise = torch.stack([torch.empty_like(probs[0]).exponential_(generator=g) for g in generator])  # (B, V)
     else:
         noise = torch.empty_like(probs).exponential_(generator=generator)
+    noise.clamp_(min=torch.finfo(noise.dtype).tiny)
     return (probs / noise).argmax(dim=-1, keepdim=True)
 
 

@@ -9,6 +9,7 @@ loop needs no case for any of them.
 """
 
 import math
+from contextlib import contextmanager
 
 import torch
 
@@ -46,15 +47,27 @@ def remember_initial_lr(optimizers):
             group["initial_lr"] = group["lr"]
 
 
+# The group settings a run chooses, from its keys (what a resume gives again wins) or its machine (the
+# dtype Muon orthogonalises in), where torch's load_state_dict would bring back the saved run's
+RUN_SETTINGS = ("initial_lr", "weight_decay", "betas", "ns_dtype")
+
+
+@contextmanager
+def run_settings_kept(optimizers):
+    """Load saved optimizer states inside this block: the moments are the checkpoint's, and each
+    group keeps the RUN_SETTINGS it was built with (checkpoints from before initial_lr have none)."""
+    kept = [[{k: group[k] for k in RUN_SETTINGS if k in group} for group in opt.param_groups] for opt in optimizers]
+    yield
+    for opt, groups in zip(optimizers, kept):
+        for group, settings in zip(opt.param_groups, groups):
+            group.update(settings)
+
+
 def load_optimizer_states(optimizers, states):
-    """Resume: load each optimizer's saved state, keeping the initial rates set at construction
-    (torch's load_state_dict replaces the groups' keys with the saved ones, and checkpoints
-    from before this key have none)."""
-    for opt, state in zip(optimizers, states, strict=True):
-        initial = [group["initial_lr"] for group in opt.param_groups]
-        opt.load_state_dict(state)
-        for group, lr in zip(opt.param_groups, initial):
-            group["initial_lr"] = lr
+    """Resume: load each optimizer's saved state, keeping this run's settings (run_settings_kept)."""
+    with run_settings_kept(optimizers):
+        for opt, state in zip(optimizers, states, strict=True):
+            opt.load_state_dict(state)
 
 
 def load_scaler_state(scaler, state):
@@ -74,29 +87,34 @@ def apply_lr(optimizers, lr, learning_rate):
             group["lr"] = lr if peak == learning_rate else lr * peak / learning_rate
 
 
-def clip_grad_norm(parameters, max_norm):
-    """torch's clip_grad_norm_, also for FSDP's sharded (DTensor) gradients: there each rank's norm
-    covers only its shards, and full_tensor() reduces them to the global norm before any clipping."""
-    params = [p for p in parameters if p.grad is not None]
+def grad_norm(params):
+    """The global norm of params' gradients, a 0-d tensor (torch's get_total_norm), also for FSDP's
+    sharded (DTensor) gradients: there each rank's norm covers only its shards, and full_tensor()
+    reduces them to the global norm, the same on every rank."""
     total = torch.nn.utils.get_total_norm([p.grad for p in params])
-    if hasattr(total, "full_tensor"):  # a DTensor: the norm of every rank's shards together
-        total = total.full_tensor()
-    torch.nn.utils.clip_grads_with_norm_(params, max_norm, total)
-    return total
+    return total.full_tensor() if hasattr(total, "full_tensor") else total
 
 
 def optimizer_step(optimizers, scaler, model, grad_clip):
-    """Clip the global gradient norm to grad_clip (0: no clipping), step every optimizer (a
-    GradScaler skips the step when fp16 gradients overflowed), then clear the gradients."""
-    if grad_clip != 0.0:
-        for opt in optimizers:
-            scaler.unscale_(opt)  # clip the true gradients, not the loss-scaled ones
-        clip_grad_norm(model.parameters(), grad_clip)
+    """Unscale the gradients (fp16), clip their global norm to grad_clip (0: no clipping), step
+    every optimizer, then clear the gradients. Returns False, having stepped none, when the norm
+    is not finite: one NaN or inf gradient anywhere would reach every weight through the clipping,
+    and under fp16 an overflow in one optimizer's gradients (AdamW's, with Muon) skips them all.
+    The scaler still updates, so an fp16 overflow lowers its scale as usual."""
     for opt in optimizers:
-        scaler.step(opt)
+        scaler.unscale_(opt)  # clip and check the true gradients, not the loss-scaled ones (fp32, bf16: no-op)
+    params = [p for p in model.parameters() if p.grad is not None]
+    norm = grad_norm(params)
+    finite = bool(torch.isfinite(norm))  # a sync point, like the loss's; the same verdict on every rank
+    if finite:
+        if grad_clip != 0.0:
+            torch.nn.utils.clip_grads_with_norm_(params, grad_clip, norm)
+        for opt in optimizers:
+            scaler.step(opt)
     scaler.update()
     for opt in optimizers:
         opt.zero_grad(set_to_none=True)
+    return finite
 
 
 def _item(t):
@@ -184,11 +202,13 @@ def newton_schulz(G, steps=5, dtype=torch.float32, eps=1e-7):
 
 
 def muon_dtype(device_type):
-    """The dtype Muon orthogonalises in, by name: bf16 on a GPU or a CPU with bf16 units, else fp32. torch's
-    Muon always uses bf16, which a CPU without bf16 units emulates: on an AVX2 AMD EPYC its
-    orthogonalisation took 375 ms of a 434 ms step of the CPU speedrun's model."""
-    from device import cpu_has_bf16
-    return "bfloat16" if device_type == "cuda" or (device_type == "cpu" and cpu_has_bf16()) else "float32"
+    """The dtype Muon orthogonalises in, by name: bf16 on a GPU or a CPU with bf16 units (the test
+    dtype='auto' makes: device.cuda_has_bf16, cpu_has_bf16), else fp32. torch's Muon always uses bf16,
+    which a V100, a T4 or a CPU without bf16 units emulates: on an AVX2 AMD EPYC its orthogonalisation
+    took 375 ms of a 434 ms step of the CPU speedrun's model."""
+    from device import cpu_has_bf16, cuda_has_bf16
+    return "bfloat16" if (device_type == "cuda" and cuda_has_bf16()) or (device_type == "cpu" and cpu_has_bf16()) \
+        else "float32"
 
 
 class Muon(torch.optim.Optimizer):

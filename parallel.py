@@ -180,50 +180,75 @@ def full_state(model, optimizers, fsdp):
 
 def load_optimizers(model, optimizers, states, fsdp):
     """Load ckpt.pt's optimizer states (integer ids) into this run's optimizers, keeping each
-    group's initial_lr from construction (optim.load_optimizer_states does the same unsharded)."""
-    from optim import load_optimizer_states
+    group's settings from construction (optim.run_settings_kept; load_optimizer_states unsharded)."""
+    from optim import load_optimizer_states, run_settings_kept
 
     if not fsdp:
         return load_optimizer_states(optimizers, states)
-    for opt, sd in zip(optimizers, states, strict=True):
-        initial = [group["initial_lr"] for group in opt.param_groups]
-        names = _names(model, opt)
-        by_name = {"state": {names[i]: s for i, s in sd["state"].items()},
-                   "param_groups": [{**g, "params": [names[i] for i in g["params"]]} for g in sd["param_groups"]]}
-        helpers = state_dict_helpers()[1]
-        helpers.set_optimizer_state_dict(model, opt, by_name, options=helpers.StateDictOptions(full_state_dict=True))
-        for group, lr in zip(opt.param_groups, initial):
-            group["initial_lr"] = lr
+    helpers = state_dict_helpers()[1]
+    whole = helpers.StateDictOptions(full_state_dict=True)
+    with run_settings_kept(optimizers):
+        for opt, sd in zip(optimizers, states, strict=True):
+            names = _names(model, opt)
+            by_name = {"state": {names[i]: s for i, s in sd["state"].items()},
+                       "param_groups": [{**g, "params": [names[i] for i in g["params"]]} for g in sd["param_groups"]]}
+            helpers.set_optimizer_state_dict(model, opt, by_name, options=whole)
     unfuse(optimizers, fsdp)
 
 
 # ------------------------------------------------------------------ the sharded format
 # OUT_DIR/ckpt_dcp is a symlink to the newest folder OUT_DIR/ckpt_dcp-<iter>, written by every rank
 # with torch.distributed.checkpoint (one file per rank, and .metadata), plus run.pt: everything
-# ckpt.pt holds but the weights and the optimizer. A save writes a new folder, then repoints the
-# link atomically (os.replace), so a crash leaves the last complete checkpoint as the latest.
+# ckpt.pt holds but the weights and the optimizer. A save writes a folder of a new name, then repoints
+# the link atomically (os.replace), and only then deletes what it replaces, so a crash at any moment
+# leaves the last complete checkpoint as the latest. A save at an iteration that already has a folder
+# (a resume saving at its own iteration) writes ckpt_dcp-<iter>-1 (or -2, ...) beside it.
+
+def fresh_folder(out_dir, iter_num):
+    """A folder for a save at iter_num that out_dir does not hold yet: ckpt_dcp-<iter>, else -1, -2, ..."""
+    base = os.path.join(out_dir, f"ckpt_dcp-{iter_num:08d}")
+    folder, n = base, 0
+    while os.path.lexists(folder):
+        n += 1
+        folder = f"{base}-{n}"
+    return folder
+
 
 def save_sharded(model, optimizers, run, out_dir, keep_last=0):
     """Every rank calls this. run: ckpt.pt's other entries (iter_num, config, rng, ...)."""
     rank0 = not dist.is_initialized() or dist.get_rank() == 0
-    folder = os.path.join(out_dir, f"ckpt_dcp-{run['iter_num']:08d}")
-    if rank0 and os.path.exists(folder):
-        shutil.rmtree(folder)
-    if dist.is_initialized():
-        dist.barrier()
+    folder = [fresh_folder(out_dir, run["iter_num"]) if rank0 else None]
+    if dist.is_initialized():  # every rank writes into the folder rank 0 named
+        dist.broadcast_object_list(folder, src=0)
+    folder = folder[0]
     dcp, helpers = state_dict_helpers()
+    from torch.distributed.checkpoint.api import CheckpointException
+
+    from checkpoint import tensor_bytes, write_failure
     state = {"model": helpers.get_model_state_dict(model),
              "optimizer": helpers.get_optimizer_state_dict(model, optimizers)}
-    dcp.save(state, checkpoint_id=folder)
+    try:
+        dcp.save(state, checkpoint_id=folder)
+        if rank0:
+            torch.save(run, os.path.join(folder, "run.pt"))
+    except (OSError, CheckpointException) as e:  # a full disk on some rank: the link still names the last whole save
+        if rank0:
+            shutil.rmtree(folder, ignore_errors=True)
+        failures = getattr(e, "failures", {})  # dcp's: {rank: (exception, traceback)}
+        cause = next((f[0] for f in failures.values() if isinstance(f[0], OSError)), e)
+        raise OSError(write_failure(folder, cause, tensor_bytes(state))) from None
     if rank0:
-        torch.save(run, os.path.join(folder, "run.pt"))
         link, tmp = os.path.join(out_dir, "ckpt_dcp"), os.path.join(out_dir, "ckpt_dcp.tmp")
         if os.path.lexists(tmp):
             os.remove(tmp)
         os.symlink(os.path.basename(folder), tmp)
         os.replace(tmp, link)
-        old = sorted(f for f in os.listdir(out_dir) if f.startswith("ckpt_dcp-"))
-        for f in old[:-(keep_last + 1)]:
+        # now the rest can go: all but the newest keep_last whole saves of other iterations (this one's earlier
+        # folder and a crashed save's go too)
+        others = sorted(f for f in os.listdir(out_dir) if f.startswith("ckpt_dcp-") and f != os.path.basename(folder))
+        whole = [f for f in others if int(f.split("-")[1]) != run["iter_num"]
+                 and os.path.isfile(os.path.join(out_dir, f, "run.pt"))]
+        for f in set(others) - set(whole[max(0, len(whole) - keep_last):]):
             shutil.rmtree(os.path.join(out_dir, f))
     if dist.is_initialized():
         dist.barrier()
@@ -264,11 +289,10 @@ def load_sharded(model, optimizers, folder):
     dcp.load(state, checkpoint_id=folder)
     helpers.set_model_state_dict(model, state["model"])
     if optimizers:
-        initial = [[g["initial_lr"] for g in opt.param_groups] for opt in optimizers]
-        helpers.set_optimizer_state_dict(model, optimizers, state["optimizer"])
-        for opt, lrs in zip(optimizers, initial):
-            for group, lr in zip(opt.param_groups, lrs):
-                group["initial_lr"] = lr
+        from optim import run_settings_kept
+
+        with run_settings_kept(optimizers):  # this run's settings, as for ckpt.pt
+            helpers.set_optimizer_state_dict(model, optimizers, state["optimizer"])
 
 
 def convert(folder, path):

@@ -33,7 +33,8 @@ from dataclasses import fields
 import numpy as np
 import torch
 
-from checkpoint import existing_run, run_info, rng_state, save_checkpoint, set_rng_state, start_from
+from checkpoint import (evaluated, existing_run, run_info, rng_state, save_checkpoint, seed_rank, set_rng_state,
+                        start_from)
 from data.common import DataError, dataset_dir, load_meta, tokenizer_identity
 from data.loader import estimate_loss, open_batches
 from device import (autocast_context, bf16_warning, cpu_has_bf16, dtype_error, lookup_peak_flops, resolve_device,
@@ -125,7 +126,7 @@ if __name__ == "__main__":
         except (FileNotFoundError, RuntimeError) as e:
             sys.exit(f"error: {e}{on_other_node}")
         for k, v in resume_ckpt.get("config", {}).items():
-            if k in CONFIG_KEYS and k not in chosen and k not in ("init_from", "out_dir"):
+            if k in CONFIG_KEYS and k not in chosen and k not in ("init_from", "out_dir", "eval_only"):
                 globals()[k] = v
         saved = resume_ckpt.get("config", {}).get("optimizer", "adamw")  # runs from before the key used AdamW
         if optimizer != saved:
@@ -196,8 +197,10 @@ if __name__ == "__main__":
     except ValueError as e:
         sys.exit(f"error: {e}{on_other_node}")
     iter_num, best_val_loss, elapsed = 0, float("inf"), 0.0  # elapsed: seconds of training before this process
+    last_eval = -1  # the iteration of the last evaluation in log.jsonl: not evaluated (and logged) again
     if init_from == "resume":
         iter_num, best_val_loss, elapsed = ckpt["iter_num"], ckpt["best_val_loss"], ckpt.get("elapsed_s", 0.0)
+        last_eval = iter_num if evaluated(out_dir, iter_num) else -1
     ckpt_path = os.path.join(out_dir, "ckpt.pt")
     try:
         gptconf = GPTConfig(**model_args)
@@ -226,7 +229,10 @@ if __name__ == "__main__":
             load_optimizers(model, optimizers, ckpt["optimizer"], fsdp)
         load_scaler_state(scaler, ckpt.get("scaler"))  # a bf16/fp32 run's is empty
         if "rng" in ckpt:
-            set_rng_state(ckpt["rng"][rank] if rank < len(ckpt["rng"]) else ckpt["rng"][0])
+            if rank < len(ckpt["rng"]):
+                set_rng_state(ckpt["rng"][rank])
+            else:  # saved by fewer ranks (one process, say): not rank 0's stream again, or ranks share dropout masks
+                seed_rank(ckpt["rng"][0], rank)
             batch_rng.bit_generator.state = ckpt["batch_rng"]
     ckpt = resume_ckpt = None  # free memory
     raw_model = model  # checkpoints always hold the plain module's weights (under FSDP: gathered)
@@ -305,17 +311,24 @@ if __name__ == "__main__":
         dist.all_gather_object(states, rng_state())
         return states
 
-    # ---- stop cleanly on SIGINT / SIGTERM: finish the step, save, exit; a second signal exits at once
-    stop_signal = []
+    # ---- stop cleanly on SIGINT / SIGTERM: finish the step, save, exit. Schedulers and launchers deliver
+    # a signal more than once (SLURM signals every process of a job step, and torchrun forwards it to its
+    # workers again), so only a second Ctrl-C at a terminal, a second or more after the first, exits at once
+    stop_signal, first_signal_at = [], [0.0]
+    at_terminal = os.isatty(0)
 
     def on_signal(signum, frame):
         if stop_signal:
-            print("second signal: exiting now without saving", file=sys.stderr)
-            os._exit(130)
+            if signum == signal.SIGINT and at_terminal and time.time() - first_signal_at[0] >= 1.0:
+                print("second Ctrl-C: exiting now without saving", file=sys.stderr)
+                os._exit(130)
+            return  # a copy of the first
         stop_signal.append(signum)
+        first_signal_at[0] = time.time()
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # later copies change nothing, even while python exits
         if master:
-            print(f"\n{signal.Signals(signum).name}: finishing this step, then saving and exiting "
-                  f"(send again to exit at once)", file=sys.stderr)
+            again = " (a second Ctrl-C, a second or more from now, exits at once without saving)" if at_terminal else ""
+            print(f"\n{signal.Signals(signum).name}: finishing this step, then saving and exiting{again}", file=sys.stderr)
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
@@ -339,7 +352,7 @@ if __name__ == "__main__":
         apply_lr(optimizers, lr, learning_rate)
 
         # evaluate, log, checkpoint
-        if iter_num % eval_interval == 0 or iter_num >= max_iters or eval_only:
+        if ((iter_num % eval_interval == 0 or iter_num >= max_iters) and iter_num != last_eval) or eval_only:
             try:
                 losses = estimate_loss(model, splits, eval_iters, batch_size, ctx, rank=rank, world_size=world_size)
             except DataError as e:  # a batch held an id outside the vocabulary
@@ -349,11 +362,15 @@ if __name__ == "__main__":
                 val_ppl = math.exp(losses["val"]) if losses["val"] < 700 else float("inf")  # NaN too; logged as null
                 print(f"step {iter_num}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}, "
                       f"val ppl {val_ppl:.2f}")
-                log({"iter": iter_num, "tokens": iter_num * tokens_per_iter, "val_loss": losses["val"], "val_ppl": val_ppl,
-                     "train_loss_eval": losses["train"], "lr": lr, "elapsed_s": time.time() - t_start})
+                if iter_num != last_eval:  # eval_only on a resume: this iteration's line is in the log already
+                    log({"iter": iter_num, "tokens": iter_num * tokens_per_iter, "val_loss": losses["val"],
+                         "val_ppl": val_ppl, "train_loss_eval": losses["train"], "lr": lr,
+                         "elapsed_s": time.time() - t_start})
+            last_eval = iter_num
             improved = losses["val"] < best_val_loss
             best_val_loss = min(best_val_loss, losses["val"])
-            if iter_num > 0 and (improved or always_save_checkpoint or reached):
+            # eval_only never saves: a look at the run, not a step of it
+            if not eval_only and (iter_num > 0 or reached) and (improved or always_save_checkpoint or reached):
                 checkpoint("val improved" if improved else "always_save_checkpoint" if always_save_checkpoint
                            else "target_val_loss")
             if reached and master:
@@ -380,21 +397,25 @@ if __name__ == "__main__":
             dist.all_reduce(loss_sum, op=dist.ReduceOp.AVG)
         lossf = loss_sum.item()  # a sync point; cheap next to a step
         loss_sum.zero_()
-        if not math.isfinite(lossf):
+        # a NaN/inf loss, or NaN/inf gradients behind a finite loss (no optimizer then steps; under fp16 that is
+        # an overflow, and the scaler lowers its scale and goes on, as it always does)
+        bad = f"loss is {lossf}" if not math.isfinite(lossf) else None
+        if bad is None and not optimizer_step(optimizers, scaler, model, grad_clip) and not scaler.is_enabled():
+            bad = "gradients are not finite"
+        if bad:
             for opt in optimizers:  # drop this step's gradients; the weights are still good
                 opt.zero_grad(set_to_none=True)
             nonfinite_steps += 1
             if nonfinite_steps > skip_nonfinite:
                 if master:
-                    print(f"error: loss is {lossf} at iter {iter_num}; stopping without saving (the last checkpoint "
+                    print(f"error: {bad} at iter {iter_num}; stopping without saving (the last checkpoint "
                           f"is untouched). Lower --learning_rate, or --skip_nonfinite=N to skip N bad steps", file=sys.stderr)
                 sys.exit(1)
             if master:
-                print(f"warning: loss is {lossf} at iter {iter_num}; skipped the step "
+                print(f"warning: {bad} at iter {iter_num}; skipped the step "
                       f"({nonfinite_steps} of --skip_nonfinite={skip_nonfinite})", file=sys.stderr)
             iter_num += 1
             continue
-        optimizer_step(optimizers, scaler, model, grad_clip)
         t1 = time.time()
         dt, t0 = t1 - t0, t1
         recent_dt.append(dt)
@@ -413,10 +434,11 @@ if __name__ == "__main__":
                  "elapsed_s": t1 - t_start, "progress": iter_num / max_iters, "eta_s": eta})
         if ckpt_interval and iter_num % ckpt_interval == 0:
             checkpoint("ckpt_interval")
-        if ddp and stop_signal_everywhere(bool(stop_signal)):
-            stop_signal.append(signal.SIGTERM)
-        if stop_signal:
-            checkpoint(f"{signal.Signals(stop_signal[0]).name}")
+        stopping = bool(stop_signal)  # read once: a signal that lands while the ranks agree waits a step
+        if ddp:
+            stopping = stop_signal_everywhere(stopping)
+        if stopping:
+            checkpoint(signal.Signals(stop_signal[0]).name if stop_signal else "a signal to another rank")
             if master:
                 print(f"stopped at iter {iter_num}; continue with --init_from=resume --out_dir={out_dir}")
             break

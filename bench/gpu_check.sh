@@ -2,8 +2,9 @@
 # The GPU paths that no CPU test can run, checked on one CUDA GPU in a few minutes, as one table:
 #   1. GPT-2 124M's shape in bf16, compiled, with flash attention: ms/iter, tokens/s, MFU;
 #   2. fp16 with a GradScaler for 20 steps, resumed from a bf16 checkpoint;
-#   3. sampling with the KV cache at batch 1 and 8 (and without it, for the speedup), and with the
-#      weights this device runs quantized (quantize.py: int8, bf16);
+#   3. sampling with the KV cache at batch 1 and 8 (and without it, for the speedup), with the
+#      weights this device runs quantized (quantize.py: int8, bf16), and whether the compiled
+#      decoding step (mode='reduce-overhead') replays CUDA graphs or inductor skips them;
 #   4. train 50 steps, save, resume, sample: the round trip, beside the same run without the stop;
 #   5. FSDP (--fsdp=True) under torchrun on this one GPU in bf16: train, save ckpt.pt, sample; and
 #      bench.py's memory per rank under FSDP (the dry run: 2 gloo processes on the CPU, fp32).
@@ -92,6 +93,22 @@ for b in 1 8; do
   row "sampling $TOKENS tokens, batch $b ($(head -1 "$WORK/sample.txt" | cut -d, -f1))" \
     "${on:-FAILED: $(last 'error|Error' "$WORK/sample.txt")} tokens/s with the cache, ${off:-?} without ($speedup)$quantized"
 done
+
+# 3b. compiled decoding: inductor says why it skips CUDA graphs (torch 2.13 logs it as "cudagraphs", older
+# versions as "perf_hints"); the dry run compiles nothing
+TORCH_LOGS=perf_hints,cudagraphs "$PY" bench.py --mode=sample --device="$DEV" --compile="$COMPILE" "${SMALL[@]}" \
+  --vocab_size="$VOCAB" --real_data=False --sample_tokens="$TOKENS" --sample_batches="(1,)" > "$WORK/graphs.txt" 2>&1 || true
+speed=$(grep -E "^\| 1 \| on " "$WORK/graphs.txt" | cut -d'|' -f5 | xargs || true)
+if [[ -z "$speed" ]]; then
+  graphs="FAILED: $(last 'error|Error' "$WORK/graphs.txt")"
+elif grep -q "skipping cudagraphs" "$WORK/graphs.txt"; then
+  graphs="$speed tokens/s; FAILED: $(grep -m1 -o 'skipping cudagraphs.*' "$WORK/graphs.txt")"
+elif [[ "$COMPILE" == True ]]; then
+  graphs="$speed tokens/s; CUDA graphs replayed (no skip logged)"
+else
+  graphs="$speed tokens/s, not compiled (dry run)"
+fi
+row "compiled decoding with CUDA graphs, batch 1" "$graphs"
 
 # 4. train, save, resume, sample; and the same run without the stop
 "$PY" train.py "${COMMON[@]}" "${SMALL[@]}" --out_dir="$WORK/straight" --max_iters="$ROUND" \

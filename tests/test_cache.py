@@ -168,6 +168,33 @@ def test_compiled_decoding_equals_eager(name, impl):
     assert torch.equal(compiled.generate(prompt, 2 * BLOCK, temperature=0), eager.generate(prompt, 2 * BLOCK, temperature=0))
 
 
+def test_the_buffers_are_static_inputs_of_the_compiled_step():
+    """compile_decoding(mode='reduce-overhead') replays CUDA graphs, and inductor skips the graphs of a
+    step that writes into its inputs unless they are marked static. So the first forward on a cache
+    runs eagerly (it allocates the buffers, then marks them), and the buffers keep their addresses,
+    also when a rolling cache rebases."""
+    from torch._dynamo.utils import get_static_address_type
+
+    model = tiny("sdpa", dict(use_rope=True), n_layer=1)
+    compiled_calls = []
+
+    def step(idx, cache):  # stands in for the compiled step: no compile needed to see which step runs
+        compiled_calls.append(cache.pos)
+        return model.cached_step(idx, cache)
+
+    model.compiled_step = step
+    idx = torch.randint(0, V, (2, 3 * BLOCK), generator=torch.Generator().manual_seed(11))
+    cache = KVCache(1, BLOCK, rolling=True, static=True)  # as stream() makes it for compiled decoding
+    with torch.no_grad():
+        model(idx[:, :1], cache=cache)  # a one-token prompt: its forward is the first
+        buffers = [t.data_ptr() for t in cache.k + cache.v]
+        for t in range(1, idx.size(1)):  # past 2 * block_size: the positions rebase
+            model(idx[:, t:t + 1], cache=cache)
+    assert len(compiled_calls) == idx.size(1) - 1 and compiled_calls[0] == 1  # every one-token forward but the first
+    assert all(get_static_address_type(t) for t in cache.k + cache.v)
+    assert [t.data_ptr() for t in cache.k + cache.v] == buffers
+
+
 def test_rolling_cache_bench_scores_the_same_tokens_three_ways():
     """bench/rolling_cache.py: for one layer the rolling cache and the recomputed window give the
     same loss; the half-window re-prefill sees less context, so a different one."""

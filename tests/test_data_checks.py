@@ -268,3 +268,29 @@ def test_save_checkpoint_failure_is_one_oserror(tmp_path, monkeypatch):
     assert "\n" not in str(e.value) and os.listdir(tmp_path) == ["ckpt.pt"]
     assert checkpoint.load_checkpoint(path)["iter_num"] == 1
     assert checkpoint.tensor_bytes({"a": torch.zeros(10, dtype=torch.float16), "b": [torch.zeros(3)]}) == 32
+
+
+def test_failed_sharded_write_keeps_the_last_whole_save(tmp_path, monkeypatch):
+    """A rank's write fails inside torch.distributed.checkpoint (a full disk): the partial folder goes,
+    the link still names the previous save, and the error is one line with the space it needs."""
+    import torch.distributed.checkpoint.filesystem as dcp_files
+
+    from model import GPT, GPTConfig
+    from parallel import latest_sharded, load_run, save_sharded
+    model = GPT(GPTConfig(n_layer=1, n_head=2, n_embd=16, block_size=8, vocab_size=11))
+    optimizers = model.configure_optimizers(0.1, 1e-3, (0.9, 0.95), "cpu")
+    out = str(tmp_path)
+    save_sharded(model, optimizers, {"iter_num": 10}, out)
+    real = dcp_files._write_item
+
+    def write_then_fail(*a, **k):  # the first item goes to disk, then the disk is full
+        real(*a, **k)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(dcp_files, "_write_item", write_then_fail)
+    with pytest.raises(OSError, match=r"ckpt_dcp-00000020 \(No space left on device\): it needs about 0.0 MB") as e:
+        save_sharded(model, optimizers, {"iter_num": 20}, out)
+    monkeypatch.undo()
+    assert "\n" not in str(e.value) and "the previous save is untouched" in str(e.value)
+    assert load_run(latest_sharded(out))["iter_num"] == 10
+    assert sorted(f for f in os.listdir(out) if f.startswith("ckpt_dcp-")) == ["ckpt_dcp-00000010"]

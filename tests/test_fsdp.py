@@ -166,6 +166,38 @@ def test_fsdp_composes_with_compile_and_activation_checkpointing(data, tmp_path)
     assert "compiling the blocks" in p.stdout and "iter 2:" in p.stdout
 
 
+@pytest.mark.filterwarnings("ignore:torch.distributed is disabled")  # one process saves here, as one process may
+def test_a_sharded_save_at_a_saved_iteration_keeps_the_old_one_until_the_new_one_is_whole(tmp_path, monkeypatch):
+    """A resume re-saves at its own iteration (always_save_checkpoint), and ckpt_interval can land on an
+    evaluation: a crash in that save must leave the folder it was replacing as the latest."""
+    import torch.distributed.checkpoint as dcp
+
+    from parallel import latest_sharded, load_run, save_sharded
+
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(n_layer=1, n_head=2, n_embd=16, block_size=8, vocab_size=11))
+    optimizers = model.configure_optimizers(0.1, 1e-3, (0.9, 0.95), "cpu")
+    out = str(tmp_path)
+    save_sharded(model, optimizers, {"iter_num": 20, "saved": "first"}, out)
+
+    def crash(state, checkpoint_id):  # dies half way: a folder with part of the shards
+        os.makedirs(checkpoint_id, exist_ok=True)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(dcp, "save", crash)
+    with pytest.raises(KeyboardInterrupt):
+        save_sharded(model, optimizers, {"iter_num": 20, "saved": "second"}, out)
+    monkeypatch.undo()
+    assert latest_sharded(out) is not None and load_run(latest_sharded(out))["saved"] == "first"
+    save_sharded(model, optimizers, {"iter_num": 20, "saved": "third"}, out)
+    assert load_run(latest_sharded(out))["saved"] == "third"
+    assert [f for f in os.listdir(out) if f.startswith("ckpt_dcp-")] == [os.path.basename(latest_sharded(out))]
+    for it in (21, 22, 23):  # keep_last: the newest whole saves of other iterations stay
+        save_sharded(model, optimizers, {"iter_num": it}, out, keep_last=2)
+    assert sorted(f for f in os.listdir(out) if f.startswith("ckpt_dcp-")) == [
+        "ckpt_dcp-00000021", "ckpt_dcp-00000022", "ckpt_dcp-00000023"]
+
+
 def test_fsdp_refuses_muon_and_fp16_in_one_line():
     from parallel import fsdp_error
 

@@ -88,6 +88,16 @@ def test_estimate_mfu():
     assert m.achieved_flops(1000, 0.5, world_size=2) == pytest.approx(m.flops_per_token() * 1000)  # per device, no peak
 
 
+def test_flops_per_token_counts_no_lookup():
+    """The input embedding is a lookup: untied, it adds parameters but no matmul FLOPs, so MFU and
+    train_flops are the same as tied (the head's 6 V C is counted either way)."""
+    tied, untied = tiny(), tiny(tie_embeddings=False)
+    V, C = tied.config.padded_vocab, tied.config.n_embd
+    assert untied.num_params() - tied.num_params() == V * C  # one more matrix to store
+    assert untied.flops_per_token() == tied.flops_per_token()  # and no more work per token
+    assert untied.estimate_mfu(1000, 1.0, 1e12) == tied.estimate_mfu(1000, 1.0, 1e12)
+
+
 def test_invalid_config_is_a_clear_error():
     with pytest.raises(ValueError, match="divisible"):
         GPTConfig(n_embd=65, n_head=4)
@@ -128,6 +138,21 @@ def test_sampling_top_k_top_p_and_seed():
     idx = torch.zeros(1, 1, dtype=torch.long)
     g = lambda: torch.Generator().manual_seed(7)  # noqa: E731
     assert torch.equal(m.generate(idx, 10, generator=g()), m.generate(idx, 10, generator=g()))
+
+
+@pytest.mark.parametrize("kw", [dict(top_k=2), dict(top_p=0.9)])
+def test_an_excluded_token_never_wins_even_where_the_noise_is_zero(monkeypatch, kw):
+    """sample_next draws argmax(p / E), E ~ Exp(1). Some backends' exponential_ (MPS, reportedly)
+    return exact zeros: an excluded token's 0 / 0 is NaN, and argmax takes a NaN."""
+    logits = torch.tensor([[-3.0, 2.0, 1.5, 0.5]])  # token 0 is outside the top 2 and the top 90%
+
+    def zero_at_token_0(self, generator=None):  # the draw where the excluded token's noise is 0
+        return self.copy_(torch.tensor([[0.0, 0.5, 0.9, 0.7]]))
+
+    monkeypatch.setattr(torch.Tensor, "exponential_", zero_at_token_0)
+    assert sample_next(logits, 1.0, **kw).item() == 1  # 0.7 / 0.5 beats the rest
+    monkeypatch.setattr(torch.Tensor, "exponential_", lambda self, generator=None: self.zero_())
+    assert sample_next(logits, 1.0, **kw).item() != 0  # all zero: still one the filter kept
 
 
 def test_generate_stops_at_eos():

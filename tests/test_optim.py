@@ -14,7 +14,7 @@ from conftest import copy_run, exit_message, quietly, run
 from model import GPT, GPTConfig
 from plot import read_log
 from checkpoint import load_checkpoint, model_from_checkpoint
-from optim import Muon, muon_dtype, newton_schulz, scaling_law_lr
+from optim import Muon, muon_dtype, newton_schulz, optimizer_step, scaling_law_lr
 
 TINY = ["--device=cpu", "--dtype=float32", "--n_layer=2", "--n_head=2", "--n_embd=32", "--block_size=32", "--batch_size=8",
         "--gradient_accumulation_steps=1", "--eval_iters=2", "--log_interval=1", "--warmup_iters=2", "--compile=False"]
@@ -55,6 +55,29 @@ def test_each_optimizer_trains_and_resumes_exactly(char_data, tmp_path, optimize
     if optimizer == "muon":  # the schedule scales muon_lr as it scales learning_rate
         adamw_lr, muon_lr = ca["optimizer"][0]["param_groups"][0]["lr"], ca["optimizer"][1]["param_groups"][0]["lr"]
         assert muon_lr == pytest.approx(adamw_lr * 0.02 / lr)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("optimizer", ["adamw", "adafactor", "muon"])
+def test_a_resume_takes_the_optimizer_settings_given_again(char_data, tmp_path, optimizer):
+    """weight_decay, beta1 and beta2 given again on a resume win over the saved param groups, and
+    Muon orthogonalises in the dtype this machine's muon_dtype picks, not the saving machine's."""
+    out = str(tmp_path / "r")
+    path = os.path.join(out, "ckpt.pt")
+    train(char_data, out, f"--optimizer={optimizer}", "--max_iters=2", "--eval_interval=2", "--weight_decay=0.1")
+    if optimizer == "muon":  # as if saved on a machine that orthogonalises in the other dtype
+        ckpt = torch.load(path, weights_only=True)
+        ckpt["optimizer"][1]["param_groups"][0]["ns_dtype"] = {"float32": "bfloat16"}.get(muon_dtype("cpu"), "float32")
+        torch.save(ckpt, path)
+    run("train.py", f"--out_dir={out}", "--init_from=resume", "--max_iters=3", "--weight_decay=0.05", "--beta1=0.8",
+        "--beta2=0.9")
+    groups = [g for sd in load_checkpoint(path)["optimizer"] for g in sd["param_groups"]]
+    assert sorted({g["weight_decay"] for g in groups}) == [0.0, 0.05]  # the decayed groups' rate; the rest stay 0
+    with_betas = [g["betas"] for g in groups if "betas" in g]  # Adafactor has none
+    assert len(with_betas) == (0 if optimizer == "adafactor" else 2) and all(b == (0.8, 0.9) for b in with_betas)
+    if optimizer == "muon":
+        assert groups[-1]["ns_dtype"] == muon_dtype("cpu")
+    assert json.load(open(os.path.join(out, "config.json")))["config"]["weight_decay"] == 0.05
 
 
 @pytest.mark.slow
@@ -104,7 +127,56 @@ def test_muon_orthogonalises_in_fp32_on_a_cpu_without_bf16_units(monkeypatch):
         assert muon_dtype("cpu") == want
         m = GPT(GPTConfig(n_layer=1, n_head=2, n_embd=16, block_size=8, vocab_size=11))
         assert m.configure_optimizers(0.1, 1e-3, (0.9, 0.95), "cpu", "muon")[1].param_groups[0]["ns_dtype"] == want
-    assert muon_dtype("cuda") == "bfloat16" and muon_dtype("mps") == "float32"
+    assert muon_dtype("mps") == "float32"
+
+
+def test_muon_orthogonalises_in_bf16_only_on_gpus_that_have_bf16_units(monkeypatch):
+    # a V100 or T4: torch's is_bf16_supported() says True there only counting emulation
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation)
+    assert muon_dtype("cuda") == "float32"
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)  # Ampere and later
+    assert muon_dtype("cuda") == "bfloat16"
+
+
+def muon_model_with_grads(scale):
+    """A tiny GPT, its [AdamW, Muon], and every parameter a finite gradient times scale."""
+    torch.manual_seed(0)
+    m = GPT(GPTConfig(n_layer=1, n_head=2, n_embd=16, block_size=8, vocab_size=11))
+    opts = m.configure_optimizers(0.1, 1e-2, (0.9, 0.95), "cpu", "muon")
+    for p in m.parameters():
+        p.grad = torch.randn_like(p) * scale
+    return m, opts
+
+
+@pytest.mark.parametrize("grad_clip", [1.0, 0.0])
+def test_an_fp16_overflow_anywhere_skips_every_optimizers_step(grad_clip):
+    """fp16 with Muon: only AdamW's gradients (the tied embedding and head) overflow. Clipping by the
+    NaN global norm would turn Muon's finite gradients into NaN weights, and without clipping Muon
+    would step alone. Every optimizer skips, the scaler backs off, and the next step is a step."""
+    m, opts = muon_model_with_grads(1024.0)
+    scaler = torch.amp.GradScaler("cpu", init_scale=1024.0)
+    scaler.scale(torch.ones(()))  # the scale starts at the first loss it scales; the gradients are made by hand
+    before = {n: p.detach().clone() for n, p in m.named_parameters()}
+    m.lm_head.weight.grad[0, 0] = float("inf")
+    assert not optimizer_step(opts, scaler, m, grad_clip)
+    assert all(torch.equal(p, before[n]) for n, p in m.named_parameters())  # Muon's matrices too
+    assert scaler.get_scale() == 512.0 and all(p.grad is None for p in m.parameters())
+    for p in m.parameters():
+        p.grad = torch.randn_like(p) * 512.0
+    assert optimizer_step(opts, scaler, m, grad_clip)
+    assert all(torch.isfinite(p).all() and not torch.equal(p, before[n]) for n, p in m.named_parameters())
+    assert scaler.get_scale() == 512.0
+
+
+def test_a_nonfinite_gradient_norm_steps_no_optimizer():
+    """bf16 or fp32 (no scaler): a finite loss can still bring a NaN gradient, which clipping
+    would spread to every weight. No optimizer steps, and train.py counts it as a non-finite step."""
+    m, opts = muon_model_with_grads(1.0)
+    before = {n: p.detach().clone() for n, p in m.named_parameters()}
+    m.transformer.h[0].mlp.c_fc.weight.grad[0, 0] = float("nan")
+    assert not optimizer_step(opts, torch.amp.GradScaler("cpu", enabled=False), m, 1.0)
+    assert all(torch.equal(p, before[n]) for n, p in m.named_parameters())
+    assert all(p.grad is None for p in m.parameters())
 
 
 def test_our_muon_takes_torchs_muon_steps(monkeypatch):
