@@ -36,7 +36,7 @@ trap 'rm -rf "$WORK"' EXIT
 ROWS=()
 row() { ROWS+=("| $1 | $2 |"); }
 val_loss() { grep -E '^step' "$1" | tail -1 | grep -oE 'val loss [0-9.]+' | cut -d' ' -f3; }
-last() { grep -E "$1" "$2" | tail -1; }  # the last line of a log that matches
+last() { grep -E "$1" "$2" | tail -1 || true; }  # the last line of a log that matches (none: empty)
 
 # the corpus: ~465k characters of Python's reference documentation
 "$PY" - "$WORK/data" > /dev/null <<'EOF'
@@ -98,7 +98,7 @@ done
 # versions as "perf_hints"); the dry run compiles nothing
 TORCH_LOGS=perf_hints,cudagraphs "$PY" bench.py --mode=sample --device="$DEV" --compile="$COMPILE" "${SMALL[@]}" \
   --vocab_size="$VOCAB" --real_data=False --sample_tokens="$TOKENS" --sample_batches="(1,)" > "$WORK/graphs.txt" 2>&1 || true
-speed=$(grep -E "^\| 1 \| on " "$WORK/graphs.txt" | cut -d'|' -f5 | xargs || true)
+speed=$(grep -E "^\| 1 \| none \| on " "$WORK/graphs.txt" | cut -d'|' -f6 | xargs || true)
 if [[ -z "$speed" ]]; then
   graphs="FAILED: $(last 'error|Error' "$WORK/graphs.txt")"
 elif grep -q "skipping cudagraphs" "$WORK/graphs.txt"; then

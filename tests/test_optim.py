@@ -286,7 +286,7 @@ def test_metrics_log_plots_and_auto_lr(char_data, tmp_path):
         assert s["tokens"] == s["iter"] * tokens_per_iter and s["mfu"] is None  # no known peak on a CPU
         assert s["tok_per_s"] == pytest.approx(tokens_per_iter / (s["dt_ms"] / 1000))
     for e in evals:
-        assert set(e) == {"iter", "tokens", "val_loss", "train_loss_eval", "lr", "elapsed_s"}
+        assert set(e) == {"iter", "tokens", "val_loss", "val_ppl", "train_loss_eval", "lr", "elapsed_s"}
     times = [r["elapsed_s"] for r in records if "elapsed_s" in r]
     assert times == sorted(times)
     [summary] = summaries
