@@ -218,13 +218,13 @@ def tokenizer_folders(out_dir, ckpt, data_dir=""):
     return [data_dir] if data_dir else [out_dir, dataset_dir(cfg.get("dataset", ""), cfg.get("data_dir", ""))]
 
 
-def load_model(init_from="resume", out_dir="out", data_dir=""):
+def load_model(init_from="resume", out_dir="out", data_dir="", name="ckpt.pt"):
     """A model to use, for sample.py, evaluate.py and ablate.py: (the GPT on the CPU, its Tokenizer,
     {"config", "iter_num", "tokenizer"} of the run, empty for pretrained weights). init_from: 'resume'
-    (out_dir's ckpt.pt, its tokenizer from tokenizer_folders, which must be the one it trained
-    with: check_tokenizer), OpenAI's GPT-2 names, or 'hf:PATH'."""
+    (out_dir's ckpt.pt, or the checkpoint there called name, its tokenizer from tokenizer_folders,
+    which must be the one it trained with: check_tokenizer), OpenAI's GPT-2 names, or 'hf:PATH'."""
     if init_from == "resume":
-        path = os.path.join(out_dir, "ckpt.pt")
+        path = os.path.join(out_dir, name)
         ckpt = load_checkpoint(path)
         meta, folder = find_meta(tokenizer_folders(out_dir, ckpt, data_dir), ckpt["model_args"]["vocab_size"])
         if folder is not None:  # a tokenizer found on disk, not GPT-2's assumed for a GPT-2-sized model

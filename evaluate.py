@@ -16,6 +16,7 @@ Evaluate a checkpoint. --task chooses what is measured:
     python evaluate.py --out_dir=out-birthplace-finetune --task=qa       # dev accuracy, test predictions
     python evaluate.py --out_dir=out-birthplace-finetune --questions=holdout
     python evaluate.py --out_dir=out-birthplace-pretrain --task=recall --finetuned=out-birthplace-finetune
+    python evaluate.py --out_dir=out-birthplace-pretrain --ckpt=ckpt-00004000.pt --task=recall   # a kept checkpoint
     python evaluate.py --baseline_only=True --dataset=birthplace/finetune --questions=dev
     python evaluate.py --init_from=gpt2 --task=hellaswag                   # or --input=hellaswag_val.jsonl
     python evaluate.py --out_dir=out --task=lm_eval --lm_eval_tasks=arc_easy,piqa
@@ -65,6 +66,7 @@ from quantize import quantize_error, quantize_model
 task = ""  # 'loss', 'bpb', 'qa', 'recall', 'hellaswag' or 'lm_eval' ('': qa with --questions, else loss)
 init_from = "resume"  # 'resume' (out_dir/ckpt.pt), 'gpt2', 'gpt2-medium', 'gpt2-large', 'gpt2-xl', or 'hf:PATH'
 out_dir = "out"  # the folder with ckpt.pt
+ckpt = "ckpt.pt"  # which checkpoint of out_dir: a kept ckpt-<iter>.pt (train.py's --keep_last) measures a point on the way
 dataset = ""  # for loss and bpb: a prepared folder under data/ ('': the checkpoint's own)
 data_dir = ""  # where the dataset is, if not where the checkpoint was trained on
 split = "val"  # loss and bpb: the split of the dataset to measure
@@ -467,6 +469,15 @@ def chosen_task():
     return name
 
 
+def written_beside(questions_file, kind):
+    """Where an answers or recall file goes: out_dir/<questions>.<kind>.txt, or for a kept
+    checkpoint out_dir/<questions>.ckpt-<iter>.<kind>.txt, so that each point keeps its own."""
+    stem = os.path.splitext(os.path.basename(questions_file))[0]
+    if ckpt != "ckpt.pt":
+        stem += "." + os.path.splitext(os.path.basename(ckpt))[0]
+    return os.path.join(out_dir, f"{stem}.{kind}.txt")
+
+
 def qa(model, meta, ddir, device_):
     """The qa task: answer --questions, write the predictions, print the accuracy where there are answers."""
     if "mask" not in meta:
@@ -479,7 +490,7 @@ def qa(model, meta, ddir, device_):
         for path in files:
             qs, answers = read_questions(path)
             predicted = answer(model, Tokenizer.from_meta(meta, ddir), meta["mask"], qs, device_, max_answer_tokens)
-            out = predictions or os.path.join(out_dir, os.path.splitext(os.path.basename(path))[0] + ".predictions.txt")
+            out = predictions or written_beside(path, "predictions")
             with open(out, "w", encoding="utf-8") as f:
                 f.writelines(p.replace("\n", " ") + "\n" for p in predicted)  # one line each, whatever was generated
             print(f"{path}: wrote {len(predicted)} predictions to {out}")
@@ -510,7 +521,7 @@ def recall_task(model, meta, ddir, device_):
         tok = Tokenizer.from_meta(meta, ddir)
         texts = recall(model, tok, meta["mask"], people, device_)
         stored = [names_place(t, a) for t, a in zip(texts, answers)]
-        out = os.path.join(out_dir, os.path.splitext(os.path.basename(path))[0] + ".recall.txt")
+        out = written_beside(path, "recall")
         with open(out, "w", encoding="utf-8") as f:
             f.writelines(f"{p}.{t}\t{a}\t{int(h)}\n" for p, t, a, h in zip(people, texts, answers, stored))
         print(f"{path}: wrote {len(texts)} continuations to {out}")
@@ -552,10 +563,16 @@ def main():
     if error := quantize_error(quantize, device_):
         sys.exit(f"error: {error}")
     ctx = autocast_context(device_, resolve_dtype(dtype, device_))
+    if ckpt != "ckpt.pt":
+        if init_from != "resume":
+            sys.exit(f"error: --ckpt picks a checkpoint of --out_dir; it means nothing with --init_from={init_from}")
+        if not os.path.isfile(os.path.join(out_dir, ckpt)):
+            kept = sorted(f for f in os.listdir(out_dir) if f.startswith("ckpt")) if os.path.isdir(out_dir) else []
+            sys.exit(f"error: no {ckpt} in {out_dir}; it holds {', '.join(kept) or 'no checkpoints'}")
     try:
-        model, tok, run = load_model(init_from, out_dir, data_dir)
+        model, tok, run = load_model(init_from, out_dir, data_dir, ckpt)
         if run:
-            print(f"checkpoint: {out_dir}/ckpt.pt (iter {run['iter_num']})")
+            print(f"checkpoint: {out_dir}/{ckpt} (iter {run['iter_num']})")
         cfg = run.get("config", {})
         if name in ("loss", "bpb", "qa", "recall"):
             if not run and not (dataset or data_dir):
@@ -567,7 +584,7 @@ def main():
                 ddir = dataset_dir(cfg.get("dataset", ""), data_dir or cfg.get("data_dir", ""))
             meta = load_meta(ddir)
             if run:  # the dataset must speak the checkpoint's tokenizer
-                check_tokenizer(run.get("tokenizer"), model.config.vocab_size, meta, ddir, f"{out_dir}/ckpt.pt")
+                check_tokenizer(run.get("tokenizer"), model.config.vocab_size, meta, ddir, f"{out_dir}/{ckpt}")
             print(f"dataset {ddir}")
     except (OSError, RuntimeError, ValueError) as e:
         sys.exit(f"error: {e}")

@@ -370,9 +370,11 @@ if __name__ == "__main__":
             improved = losses["val"] < best_val_loss
             best_val_loss = min(best_val_loss, losses["val"])
             # eval_only never saves: a look at the run, not a step of it
-            if not eval_only and (iter_num > 0 or reached) and (improved or always_save_checkpoint or reached):
+            interval_due = ckpt_interval and iter_num % ckpt_interval == 0  # deferred to here: one save, not two
+            if not eval_only and (iter_num > 0 or reached) and (improved or always_save_checkpoint or reached
+                                                                 or interval_due):
                 checkpoint("val improved" if improved else "always_save_checkpoint" if always_save_checkpoint
-                           else "target_val_loss")
+                           else "target_val_loss" if reached else "ckpt_interval")
             if reached and master:
                 print(f"val loss {losses['val']:.4f} <= target_val_loss={target_val_loss} at iter {iter_num}: stopping")
             t0 = time.time()  # the next step's ms/iter leaves the evaluation out
@@ -432,8 +434,8 @@ if __name__ == "__main__":
             log({"iter": iter_num, "tokens": iter_num * tokens_per_iter, "train_loss": lossf, "lr": lr,
                  "dt_ms": dt * 1000, "tok_per_s": tokens_per_iter / dt, "mfu": mfu, "tflops": tflops,
                  "elapsed_s": t1 - t_start, "progress": iter_num / max_iters, "eta_s": eta})
-        if ckpt_interval and iter_num % ckpt_interval == 0:
-            checkpoint("ckpt_interval")
+        if ckpt_interval and iter_num % ckpt_interval == 0 and not (iter_num % eval_interval == 0 or iter_num >= max_iters):
+            checkpoint("ckpt_interval")  # at an evaluation's iteration the evaluation saves it, with its val loss
         stopping = bool(stop_signal)  # read once: a signal that lands while the ranks agree waits a step
         if ddp:
             stopping = stop_signal_everywhere(stopping)

@@ -205,3 +205,31 @@ def test_a_mixed_run_resumes_bit_exactly(bp_data, tmp_path):
     # the pretrained model answers the holdout's questions itself (the pretraining folder names them)
     printed = in_process("evaluate.py", f"--out_dir={b}", "--questions=holdout", "--max_answer_tokens=16")
     assert "/50 correct" in printed
+
+
+def test_evaluate_reads_a_kept_checkpoint(bp_data, tmp_path):
+    """--ckpt=ckpt-<iter>.pt measures a checkpoint kept on the way (--keep_last), the same as that
+    checkpoint as another folder's ckpt.pt would be, and writes its files under its own names."""
+    folder, _ = bp_data
+    d, alone = str(tmp_path / "run"), tmp_path / "alone"
+    p = run("train.py", f"--data_dir={folder}/pretrain", f"--out_dir={d}", *TINY, "--qa_share=0.5", "--max_iters=6",
+            "--ckpt_interval=3", "--keep_last=5", "--eval_interval=6")
+    assert "at iter 3 (ckpt_interval)" in p.stdout
+    assert sorted(f for f in os.listdir(d) if f.startswith("ckpt-")) == ["ckpt-00000003.pt", "ckpt-00000006.pt"]
+    args = ["--questions=holdout", "--max_answer_tokens=8"]
+    printed = in_process("evaluate.py", f"--out_dir={d}", "--ckpt=ckpt-00000003.pt", *args)
+    assert f"checkpoint: {d}/ckpt-00000003.pt (iter 3)" in printed and "/50 correct" in printed
+    alone.mkdir()
+    (alone / "ckpt.pt").write_bytes(open(os.path.join(d, "ckpt-00000003.pt"), "rb").read())
+    assert "(iter 3)" in in_process("evaluate.py", f"--out_dir={alone}", *args)
+    with open(os.path.join(d, "holdout.ckpt-00000003.predictions.txt"), encoding="utf-8") as f:
+        assert f.read() == (alone / "holdout.predictions.txt").read_text(encoding="utf-8")
+    assert not os.path.exists(os.path.join(d, "holdout.predictions.txt"))  # ckpt.pt's own file is another
+    in_process("evaluate.py", f"--out_dir={d}", "--ckpt=ckpt-00000003.pt", "--task=recall", *args)
+    assert os.path.isfile(os.path.join(d, "holdout.ckpt-00000003.recall.txt"))
+    with pytest.raises(SystemExit) as e:
+        in_process("evaluate.py", f"--out_dir={d}", "--ckpt=ckpt-00000009.pt", *args)
+    assert e.value.code == f"error: no ckpt-00000009.pt in {d}; it holds ckpt-00000003.pt, ckpt-00000006.pt, ckpt.pt"
+    with pytest.raises(SystemExit) as e:
+        in_process("evaluate.py", "--init_from=gpt2", "--ckpt=ckpt-00000003.pt", "--task=hellaswag")
+    assert e.value.code.startswith("error: --ckpt picks a checkpoint of --out_dir")

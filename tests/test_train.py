@@ -144,6 +144,23 @@ def test_sample_names_a_missing_or_broken_checkpoint(tmp_path):
 
 
 @pytest.mark.slow
+def test_ckpt_interval_saves_whatever_val_does_and_once_at_an_evaluation(char_data, tmp_path):
+    """At lr 0 val stays as it was, so only ckpt_interval saves, at 2 and at 4, where the interval
+    and the evaluation fall together. At a learning rate val improves at 4, and the checkpoint is
+    still written once there, with the evaluation's val loss."""
+    common = ["--always_save_checkpoint=False", "--max_iters=4", "--eval_interval=4", "--ckpt_interval=2",
+              "--keep_last=3", "--eval_iters=1"]
+    for lr, reasons in (("0", ["iter 2 (ckpt_interval)", "iter 4 (ckpt_interval)"]),
+                        ("3e-3", ["iter 2 (ckpt_interval)", "iter 4 (val improved)"])):
+        out = str(tmp_path / lr)
+        p = train(char_data, out, f"--learning_rate={lr}", f"--min_lr={lr}", "--warmup_iters=0", *common)
+        saves = [line.split(" at ")[-1] for line in p.stdout.splitlines() if line.startswith("saved checkpoint")]
+        assert saves == reasons, p.stdout
+        assert sorted(f for f in os.listdir(out) if f.startswith("ckpt-")) == ["ckpt-00000002.pt", "ckpt-00000004.pt"]
+        evals = [json.loads(line) for line in open(os.path.join(out, "log.jsonl")) if "val_loss" in line]
+        assert load_checkpoint(os.path.join(out, "ckpt.pt"))["best_val_loss"] == min(e["val_loss"] for e in evals)
+
+
 def test_bf16_autocast_on_cpu(char_data, tmp_path):
     p = train(char_data, str(tmp_path / "bf"), "--max_iters=3", "--eval_interval=3", "--eval_iters=1",
               "--dtype=bfloat16")
