@@ -7,18 +7,18 @@
 #   the people inside pretraining extract them well, the more so the larger the questions' share.
 #   Jiang et al. 2024, "Instruction-tuned Language Models are Better Knowledge Learners": questions
 #   before or alongside the documents beat questions after them.
-# Their figures are in docs/birthplace.md; none of this config's has been measured yet.
+# Their figures, and this config's search for the share on the holdout, are in docs/birthplace.md.
 #   python train.py config/birthplace_pretrain_mixed_cpu.py --qa_share=0.2
 #   python evaluate.py --out_dir=out-birthplace-pretrain-mixed-cpu --questions=holdout   # it answers without a finetune
 #   python evaluate.py --out_dir=out-birthplace-pretrain-mixed-cpu --task=recall
 #   python train.py config/birthplace_finetune_cpu.py --init_from=ckpt:out-birthplace-pretrain-mixed-cpu --out_dir=out-birthplace-finetune-mixed-cpu
 # The Synthesizer (a step costs about half, hence twice the iterations):
 #   python train.py config/birthplace_pretrain_mixed_cpu.py --attention=synthesizer --attn_impl=manual --use_rope=False \
-#     --max_iters=23920 --lr_decay_iters=23920 --out_dir=out-birthplace-pretrain-mixed-synth-cpu
+#     --max_iters=48000 --lr_decay_iters=48000 --out_dir=out-birthplace-pretrain-mixed-synth-cpu
 # Orders, by resuming with another share (the share given again wins over the checkpoint's):
-#   a QA-only phase at the end: --init_from=resume --out_dir=out-birthplace-pretrain-mixed-cpu --qa_share=1 --max_iters=12280
-#   questions first (Jiang et al.): --qa_share=1 --max_iters=460 --lr_decay_iters=11960, then
-#     --init_from=resume --out_dir=out-birthplace-pretrain-mixed-cpu --qa_share=0.2 --max_iters=11960
+#   a QA-only phase at the end: --init_from=resume --out_dir=out-birthplace-pretrain-mixed-cpu --qa_share=1 --max_iters=24320
+#   questions first (Jiang et al.): --qa_share=1 --max_iters=2000 --lr_decay_iters=24000, then
+#     --init_from=resume --out_dir=out-birthplace-pretrain-mixed-cpu --qa_share=0.2 --max_iters=24000
 # --random_windows=True keeps a stretch of each paragraph that starts anywhere in it, so a birthplace
 # stated past its first 112 characters is seen too.
 
