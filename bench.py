@@ -140,9 +140,9 @@ def main():
         return bench_sample(model, formats, device_, dtype_, autocast_context(device_, dtype_))
     if quantize != "auto":
         raise ValueError("--quantize is for --mode=sample: training keeps its weights in fp32")
-    lr = scaling_law_lr(model.num_body_params()) if learning_rate == "auto" else learning_rate
     model = build_model(GPTConfig(**model_args), None, device_, dtype_, sharded, activation_checkpointing,
                         compile)  # as train.py builds it; FSDP compiles each block
+    lr = scaling_law_lr(model.num_body_params()) if learning_rate == "auto" else learning_rate
     optimizers = model.configure_optimizers(weight_decay, lr, (beta1, beta2), device_type, optimizer, muon_lr)
     unfuse(optimizers, sharded)
     step_model = torch.compile(model) if compile and not sharded else model
@@ -171,7 +171,7 @@ def main():
     say = print if rank == 0 else (lambda *a, **k: None)
     mode_text = f", {world} ranks, {'FSDP' if sharded else 'DDP'}" if distributed else ""
     say(f"{model.num_params() / 1e6:.2f}M parameters, {device_}, {dtype_}, compile={compile}, {optimizer}, "
-        f"{tokens_per_iter:,} tokens/iter, {'real' if real_data else 'random'} data{mode_text}")
+        f"lr {lr:.3g}, {tokens_per_iter:,} tokens/iter, {'real' if real_data else 'random'} data{mode_text}")
     if device_type == "cuda":
         torch.cuda.reset_peak_memory_stats(device_)
     for _ in range(warmup_steps):

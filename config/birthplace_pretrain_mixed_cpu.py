@@ -7,22 +7,25 @@
 #   the people inside pretraining extract them well, the more so the larger the questions' share.
 #   Jiang et al. 2024, "Instruction-tuned Language Models are Better Knowledge Learners": questions
 #   before or alongside the documents beat questions after them.
-# Their figures, and this config's search for the share on the holdout, are in docs/birthplace.md.
-#   python train.py config/birthplace_pretrain_mixed_cpu.py --qa_share=0.2
+# Their figures, and this config's search for the share on the holdout, are in docs/birthplace.md:
+# 24,000 iterations at share 0.05, then the finetune config, answer 35.5% of the holdout and 34.4% of
+# dev, against 25.0% and 26.0% for the same schedule without the questions.
+#   python train.py config/birthplace_pretrain_mixed_cpu.py
 #   python evaluate.py --out_dir=out-birthplace-pretrain-mixed-cpu --questions=holdout   # it answers without a finetune
 #   python evaluate.py --out_dir=out-birthplace-pretrain-mixed-cpu --task=recall
 #   python train.py config/birthplace_finetune_cpu.py --init_from=ckpt:out-birthplace-pretrain-mixed-cpu --out_dir=out-birthplace-finetune-mixed-cpu
+#   python evaluate.py --out_dir=out-birthplace-finetune-mixed-cpu --questions=holdout
 # The Synthesizer (a step costs about half, hence twice the iterations):
 #   python train.py config/birthplace_pretrain_mixed_cpu.py --attention=synthesizer --attn_impl=manual --use_rope=False \
-#     --max_iters=48000 --lr_decay_iters=48000 --out_dir=out-birthplace-pretrain-mixed-synth-cpu
+#     --max_iters=40000 --lr_decay_iters=40000 --out_dir=out-birthplace-pretrain-mixed-synth-cpu
 # Orders, by resuming with another share (the share given again wins over the checkpoint's):
 #   a QA-only phase at the end: --init_from=resume --out_dir=out-birthplace-pretrain-mixed-cpu --qa_share=1 --max_iters=24320
 #   questions first (Jiang et al.): --qa_share=1 --max_iters=2000 --lr_decay_iters=24000, then
-#     --init_from=resume --out_dir=out-birthplace-pretrain-mixed-cpu --qa_share=0.2 --max_iters=24000
+#     --init_from=resume --out_dir=out-birthplace-pretrain-mixed-cpu --qa_share=0.05 --max_iters=24000
 # --random_windows=True keeps a stretch of each paragraph that starts anywhere in it, so a birthplace
 # stated past its first 112 characters is seen too.
 
 exec(open("config/birthplace_pretrain_cpu.py").read())
 
 out_dir = "out-birthplace-pretrain-mixed-cpu"
-qa_share = 0.2  # a starting point, to be chosen on the holdout (Allen-Zhu & Li's curve rises from 0.1 to 0.6)
+qa_share = 0.05  # chosen on the holdout: 0.2 and 0.4 learn the 1,800 questions by heart before storage forms

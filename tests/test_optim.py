@@ -220,6 +220,17 @@ def test_scaling_law_lr_and_its_N():
     assert m.num_body_params() == 12 * L * C * C + 2 * L * C + C
 
 
+def test_bench_takes_learning_rate_auto():
+    """bench.py --learning_rate=auto resolves the rate from the model it builds, as train.py does."""
+    args = dict(n_layer=2, n_head=2, n_embd=32, block_size=16, vocab_size=65)
+    p = run("bench.py", "--real_data=False", "--device=cpu", "--dtype=float32", "--batch_size=2",
+            "--gradient_accumulation_steps=1", "--num_steps=1", "--warmup_steps=0", "--learning_rate=auto",
+            *[f"--{k}={v}" for k, v in args.items()], check=False)
+    assert p.returncode == 0, p.stderr[-2000:]
+    lr = scaling_law_lr(GPT(GPTConfig(**args)).num_body_params())
+    assert f"lr {lr:.3g}," in p.stdout
+
+
 # ------------------------------------------------------------------- padded vocabulary
 
 def test_padded_entries_are_never_sampled_and_never_scored():
