@@ -15,9 +15,9 @@
 #   python evaluate.py --out_dir=out-birthplace-pretrain-mixed-cpu --task=recall
 #   python train.py config/birthplace_finetune_cpu.py --init_from=ckpt:out-birthplace-pretrain-mixed-cpu --out_dir=out-birthplace-finetune-mixed-cpu
 #   python evaluate.py --out_dir=out-birthplace-finetune-mixed-cpu --questions=holdout
-# The Synthesizer (a step costs about half, hence twice the iterations):
+# The Synthesizer (a step costs about half; its plain run took 32,000 iterations, 65 min):
 #   python train.py config/birthplace_pretrain_mixed_cpu.py --attention=synthesizer --attn_impl=manual --use_rope=False \
-#     --max_iters=40000 --lr_decay_iters=40000 --out_dir=out-birthplace-pretrain-mixed-synth-cpu
+#     --max_iters=32000 --lr_decay_iters=32000 --out_dir=out-birthplace-pretrain-mixed-synth-cpu
 # Orders, by resuming with another share (the share given again wins over the checkpoint's):
 #   a QA-only phase at the end: --init_from=resume --out_dir=out-birthplace-pretrain-mixed-cpu --qa_share=1 --max_iters=24320
 #   questions first (Jiang et al.): --qa_share=1 --max_iters=2000 --lr_decay_iters=24000, then
