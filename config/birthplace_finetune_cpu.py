@@ -4,6 +4,7 @@
 # dev against 21/500 at 1e-4, from the same pretrained model; see docs/birthplace.md).
 #   python train.py config/birthplace_finetune_cpu.py                  # from out-birthplace-pretrain-cpu
 #   python train.py config/birthplace_finetune_cpu.py --init_from=ckpt:out-birthplace-pretrain-cpu/ckpt-00003680.pt
+#   python train.py config/birthplace_finetune_cpu.py --init_from=ckpt:out-birthplace-pretrain-synth-cpu --max_iters=1280 --lr_decay_iters=1280 --eval_interval=1280   # the Synthesizer: 40 epochs
 #   python train.py config/birthplace_finetune_cpu.py --init_from=scratch --max_iters=640 --lr_decay_iters=640 --learning_rate=6e-4 --min_lr=6e-5 --out_dir=out-birthplace-scratch-cpu
 # Questions of like length are batched together (4 bands of 500), which cuts the padding.
 
