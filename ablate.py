@@ -33,10 +33,10 @@ from contextlib import contextmanager, nullcontext
 
 import torch
 
-from checkpoint import load_model
+from checkpoint import load_model, read_log
 from configurator import configure
 from data.common import dataset_dir, load_meta
-from plot import plot_lr, plot_nll, read_log
+from plot import plot_lr, plot_nll
 
 # ----------------------------------------------------------------------------- config
 # the train.py keys ablate.py reads itself, with train.py's defaults (every other key only

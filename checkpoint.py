@@ -3,6 +3,8 @@ What a run saves and what a run can start from.
 
     save_checkpoint / load_checkpoint   atomic writes (keep_last earlier ones too), weights_only reads
     model_from_checkpoint / load_model  the GPT a checkpoint (or GPT-2's weights) holds, for the other stages
+    checkpoint_tokenizer                the tokenizer a checkpoint reads, from its own record, checked
+    read_log / evaluation_at / clear_run  a run's log.jsonl, and deleting a run for --overwrite
     load_pretrained                     OpenAI's GPT-2 or a local Hugging Face GPT-2 folder
     upgrade_nanogpt_checkpoint          a checkpoint written by nanoGPT, made to load as ours
     start_from                          train.py's --init_from: scratch, resume, ckpt:PATH, gpt2*, hf:PATH
@@ -11,8 +13,9 @@ A checkpoint is a dict saved with torch.save and read back with weights_only=Tru
 one never runs code: "model" (the plain module's state dict), "model_args" (GPTConfig fields),
 "optimizer" (a list, one state dict per optimizer), "scaler", "iter_num", "best_val_loss",
 "config" (every train.py key), "rng" (one entry per rank, with that rank's GPU generator),
-"batch_rng", "elapsed_s", and "tokenizer" (data.common.tokenizer_identity of the dataset it
-trained on: a run is never resumed, finetuned or sampled with another tokenizer's ids).
+"batch_rng", "elapsed_s", and "tokenizer" (data.common.tokenizer_record of the dataset it
+trained on: a run is never resumed, finetuned or sampled with another tokenizer's ids, and
+sample.py, evaluate.py and export.py need no dataset folder: checkpoint_tokenizer).
 """
 
 import json
@@ -68,21 +71,59 @@ def seed_rank(state, rank):
     torch.manual_seed(seed)  # the CPU's and every GPU's
 
 
-def evaluated(out_dir, iter_num):
-    """True if out_dir/log.jsonl holds an evaluation at iter_num: a run resumed there does not
-    evaluate (and log) it again. Only the evaluations' lines are parsed."""
-    path = os.path.join(out_dir, "log.jsonl")
-    if not os.path.isfile(path):
-        return False
-    with open(path) as f:
-        for line in f:
-            if '"val_loss"' in line:
+def read_log(path):
+    """A run's log.jsonl -> (train records, eval records, summary records). Train and eval records are
+    sorted by iter; a resumed run logs the steps after its checkpoint twice and the later record
+    wins. There is a summary for each time train.py ran to its end (a resume adds one). A last line
+    cut short by a crash is left out. No file: three empty lists."""
+    steps, evals, summaries = {}, {}, []
+    if os.path.isfile(path):
+        with open(path) as f:
+            for line in f:
                 try:
-                    if json.loads(line).get("iter") == iter_num:
-                        return True
-                except ValueError:  # a last line cut short by a crash
-                    pass
-    return False
+                    r = json.loads(line)
+                except ValueError:  # a line cut short by a crash
+                    continue
+                if "train_flops" in r:
+                    summaries.append(r)
+                else:
+                    (evals if "val_loss" in r else steps)[r["iter"]] = r
+    return [steps[i] for i in sorted(steps)], [evals[i] for i in sorted(evals)], summaries
+
+
+def evaluation_at(out_dir, iter_num):
+    """out_dir/log.jsonl's evaluation record at iter_num, or None. A run resumed there does not
+    evaluate (and log) it again, and takes its val loss from here (a target_val_loss reached)."""
+    return next((r for r in read_log(os.path.join(out_dir, "log.jsonl"))[1] if r["iter"] == iter_num), None)
+
+
+RUN_FILES = ("ckpt.pt", "ckpt.pt.tmp", "ckpt_dcp", "ckpt_dcp.tmp", "log.jsonl", "config.json")
+
+
+def clear_run(out_dir):
+    """Delete what a train.py run wrote in out_dir (for --overwrite=True): ckpt.pt, the kept
+    ckpt-<iter>.pt, the sharded ckpt_dcp folders, log.jsonl, config.json, and evaluate.py's answers
+    and recall files of its checkpoints. Other files stay. Returns the names deleted."""
+    if not os.path.isdir(out_dir):
+        return []
+    gone = []
+    for name in sorted(os.listdir(out_dir)):
+        path = os.path.join(out_dir, name)
+        if not (name in RUN_FILES or (name.startswith("ckpt-") and name.endswith(".pt"))
+                or name.startswith("ckpt_dcp-") or name.endswith((".answers.txt", ".recall.txt"))):
+            continue
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)
+        else:
+            os.remove(path)
+        gone.append(name)
+    return gone
+
+
+def kept_iter(name, prefix):
+    """The iteration in a kept save's name (ckpt-00000600.pt, ckpt_dcp-00000600-1), or None."""
+    digits = name[len(prefix):].split("-")[0].split(".")[0] if name.startswith(prefix) else ""
+    return int(digits) if digits.isdigit() else None
 
 
 def save_checkpoint(ckpt, path, keep_last=0):
@@ -111,8 +152,10 @@ def save_checkpoint(ckpt, path, keep_last=0):
             os.link(path, kept)  # a second name for the same bytes: no copy
         except OSError:
             shutil.copyfile(path, kept)  # filesystems without hard links
-        old = sorted(f for f in os.listdir(folder) if f.startswith("ckpt-") and f.endswith(".pt"))
-        for f in old[:-keep_last]:
+        # by iteration, and only this run's: a file of a later iteration than this save is not from its past
+        old = sorted((it, f) for f in os.listdir(folder) if f.endswith(".pt")
+                     and (it := kept_iter(f, "ckpt-")) is not None and it <= ckpt["iter_num"])
+        for _, f in old[:-keep_last]:
             os.remove(os.path.join(folder, f))
 
 
@@ -198,8 +241,10 @@ def existing_run(out_dir):
     ckpt_dcp too), or None: a new run there would write over it."""
     path, link = os.path.join(out_dir, "ckpt.pt"), os.path.join(out_dir, "ckpt_dcp")
     found = path if os.path.isfile(path) else link if os.path.lexists(link) else None
-    if found is None:
-        return None
+    if found is None:  # no latest save, but kept ones a new run's pruning would take for its own
+        kept = sorted(f for f in (os.listdir(out_dir) if os.path.isdir(out_dir) else [])
+                      if kept_iter(f, "ckpt-") is not None or kept_iter(f, "ckpt_dcp-") is not None)
+        return f"kept checkpoints {', '.join(kept[:3])}{', ...' if len(kept) > 3 else ''}" if kept else None
     try:
         if found == path:
             it = load_checkpoint(path)["iter_num"]
@@ -211,26 +256,51 @@ def existing_run(out_dir):
     return f"{os.path.basename(found)} at iter {it}, saved {when}"
 
 
-def tokenizer_folders(out_dir, ckpt, data_dir=""):
-    """Where a run's tokenizer may be: data_dir if given, else out_dir, then the folder of the
-    dataset the run trained on."""
+def checkpoint_tokenizer(saved, vocab, source, data_dir="", meta=None, fallback=()):
+    """The tokenizer a checkpoint's model reads, found and checked here for every stage, as
+    (Tokenizer, meta, folder). saved: the checkpoint's "tokenizer" record; vocab: its model's
+    vocab_size; source names the checkpoint in errors.
+    - data_dir given (a dataset, or any folder with a meta.json, nanoGPT's meta.pkl or a tokenizer.json;
+      meta: its meta.json, if read already): that folder's tokenizer, which must be the one the
+      checkpoint trained with (check_tokenizer); meta and folder are the dataset's.
+    - else the checkpoint's own record (data.common.tokenizer_record), which rebuilds it: no dataset
+      needed (meta {"vocab_size", "tokenizer"}, folder None).
+    - else (a checkpoint from before the record could rebuild it) as before: the first of the
+      fallback folders with a tokenizer, checked; else GPT-2's BPE for a GPT-2-sized vocabulary,
+      as nanoGPT assumes (folder None)."""
+    if data_dir:
+        if meta is None:
+            meta, _ = find_meta([data_dir], vocab)
+        check_tokenizer(saved, vocab, meta, data_dir, source)
+        return Tokenizer.from_meta(meta, data_dir), meta, data_dir
+    tok = Tokenizer.from_record(saved)
+    if tok is not None:
+        return tok, {"vocab_size": saved.get("vocab_size") or vocab, "tokenizer": tok.spec}, None
+    meta, folder = find_meta(fallback, vocab)
+    if folder is not None:  # a tokenizer found on disk, not GPT-2's assumed for a GPT-2-sized model
+        check_tokenizer(saved, vocab, meta, folder, source)
+    return Tokenizer.from_meta(meta, folder), meta, folder
+
+
+def run_folders(out_dir, ckpt):
+    """Where a checkpoint from before tokenizer records may find its tokenizer: its own folder, then
+    the folder of the dataset its run trained on."""
     cfg = ckpt.get("config", {})
-    return [data_dir] if data_dir else [out_dir, dataset_dir(cfg.get("dataset", ""), cfg.get("data_dir", ""))]
+    return [out_dir, dataset_dir(cfg.get("dataset", ""), cfg.get("data_dir", ""))]
 
 
 def load_model(init_from="resume", out_dir="out", data_dir="", name="ckpt.pt"):
     """A model to use, for sample.py, evaluate.py and ablate.py: (the GPT on the CPU, its Tokenizer,
     {"config", "iter_num", "tokenizer"} of the run, empty for pretrained weights). init_from: 'resume'
-    (out_dir's ckpt.pt, or the checkpoint there called name, its tokenizer from tokenizer_folders,
-    which must be the one it trained with: check_tokenizer), OpenAI's GPT-2 names, or 'hf:PATH'."""
+    (out_dir's ckpt.pt, or the checkpoint there called name, with its tokenizer: checkpoint_tokenizer),
+    OpenAI's GPT-2 names, or 'hf:PATH'."""
     if init_from == "resume":
         path = os.path.join(out_dir, name)
         ckpt = load_checkpoint(path)
-        meta, folder = find_meta(tokenizer_folders(out_dir, ckpt, data_dir), ckpt["model_args"]["vocab_size"])
-        if folder is not None:  # a tokenizer found on disk, not GPT-2's assumed for a GPT-2-sized model
-            check_tokenizer(ckpt.get("tokenizer"), ckpt["model_args"]["vocab_size"], meta, folder, path)
+        tok, _, _ = checkpoint_tokenizer(ckpt.get("tokenizer"), ckpt["model_args"]["vocab_size"], path, data_dir,
+                                         fallback=run_folders(out_dir, ckpt))
         run = {"config": ckpt.get("config", {}), "iter_num": ckpt.get("iter_num"), "tokenizer": ckpt.get("tokenizer")}
-        return model_from_checkpoint(ckpt), Tokenizer.from_meta(meta, folder), run
+        return model_from_checkpoint(ckpt), tok, run
     if init_from not in GPT2_NAMES and not init_from.startswith("hf:"):
         raise ValueError(f"unknown --init_from={init_from!r}; use 'resume', "
                          f"{', '.join(map(repr, GPT2_NAMES))} or 'hf:PATH'")
@@ -358,7 +428,8 @@ def start_from(init_from, model_args, chosen, meta, data_dir, resume_ckpt=None, 
                 ckpt = load_checkpoint(source)
             except (FileNotFoundError, RuntimeError) as e:
                 raise ValueError(str(e)) from None
-        check_tokenizer(ckpt.get("tokenizer"), ckpt["model_args"]["vocab_size"], meta, data_dir, source)
+        # raises unless the dataset speaks the checkpoint's tokenizer
+        checkpoint_tokenizer(ckpt.get("tokenizer"), ckpt["model_args"]["vocab_size"], source, data_dir, meta)
         # a flag newer than the checkpoint takes GPTConfig's default: the model as it was saved
         saved_args = {**{f.name: f.default for f in fields(GPTConfig)}, **ckpt["model_args"]}
         clash = [f"{k}={chosen[k]!r} (checkpoint: {v!r})" for k, v in saved_args.items()

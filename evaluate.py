@@ -55,7 +55,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from checkpoint import check_tokenizer, load_model
+from checkpoint import checkpoint_tokenizer, load_model
 from configurator import configure
 from data.common import DataError, Tokenizer, check_token_ids, dataset_dir, download, load_meta, open_tokens
 from data.loader import estimate_loss, open_batches
@@ -584,7 +584,7 @@ def main():
                 ddir = dataset_dir(cfg.get("dataset", ""), data_dir or cfg.get("data_dir", ""))
             meta = load_meta(ddir)
             if run:  # the dataset must speak the checkpoint's tokenizer
-                check_tokenizer(run.get("tokenizer"), model.config.vocab_size, meta, ddir, f"{out_dir}/{ckpt}")
+                checkpoint_tokenizer(run.get("tokenizer"), model.config.vocab_size, f"{out_dir}/{ckpt}", ddir, meta)
             print(f"dataset {ddir}")
     except (OSError, RuntimeError, ValueError) as e:
         sys.exit(f"error: {e}")

@@ -8,8 +8,8 @@ Export a checkpoint for other tools.
 loads with transformers' GPT2LMHeadModel.from_pretrained(folder) and back into gptlab with
 --init_from=hf:folder. Only checkpoints whose flags GPT-2 can express export: learned
 positions, LayerNorm, a GELU MLP, plain multi-head dot-product attention. A model trained
-with bias=False gets zero biases (the same function). The tokenizer goes along where there
-is a file for it: a dataset's tokenizer.json is copied, a character vocabulary is written
+with bias=False gets zero biases (the same function). The tokenizer goes along, from the
+checkpoint itself (no dataset folder needed): a tokenizer.json is written out, a character vocabulary
 as gptlab's meta.json, and GPT-2's BPE is written as vocab.json and merges.txt (with
 tokenizer_config.json), from the very files tiktoken reads, so that
 AutoTokenizer.from_pretrained(folder) works offline and splits text exactly as tiktoken does.
@@ -21,16 +21,15 @@ import shutil
 import sys
 from dataclasses import fields
 
-from checkpoint import load_checkpoint, tokenizer_folders
+from checkpoint import checkpoint_tokenizer, load_checkpoint, run_folders
 from configurator import configure
-from data.common import Tokenizer, find_meta
 from model import GPTConfig, gpt2_config_to_hf, gpt2_incompatible, gpt2_state_dict_to_hf
 
 # ----------------------------------------------------------------------------- config
 out_dir = "out"  # the folder with ckpt.pt
 to = "hf"  # the format: 'hf' (Hugging Face transformers GPT-2)
 export_dir = ""  # where to write; "" means out_dir/<to>
-data_dir = ""  # the dataset folder with the tokenizer, if not the checkpoint's own
+data_dir = ""  # a dataset folder whose tokenizer to write (checked against the checkpoint's); "": the checkpoint's own
 # ------------------------------------------------------------------------------
 
 # GPT-2's BPE as OpenAI published it, and as tiktoken's 'gpt2' encoding reads it (the URLs and
@@ -66,9 +65,9 @@ def write_gpt2_tokenizer(dest, model_max_length):
         json.dump({"bos_token": eot, "eos_token": eot, "unk_token": eot}, f, indent=1)
 
 
-def export_hf(ckpt, dest, meta, meta_dir=None):
-    """Write ckpt as a GPT2LMHeadModel folder at dest, with the tokenizer of meta (found in
-    meta_dir; None: no tokenizer). Raises ValueError naming the flags that GPT-2 cannot express."""
+def export_hf(ckpt, dest, tok):
+    """Write ckpt as a GPT2LMHeadModel folder at dest, with the tokenizer tok (a data.common.Tokenizer;
+    None: none). Raises ValueError naming the flags that GPT-2 cannot express."""
     known = {f.name for f in fields(GPTConfig)}
     cfg = GPTConfig(**{k: v for k, v in ckpt["model_args"].items() if k in known})
     bad = gpt2_incompatible(cfg)
@@ -77,9 +76,9 @@ def export_hf(ckpt, dest, meta, meta_dir=None):
                          f"{', '.join(bad)} (GPT-2 needs these flags off)")
     from transformers import GPT2Config, GPT2LMHeadModel  # only this exporter needs transformers
 
-    kind = meta["tokenizer"]["kind"] if meta else None
-    gpt2_bpe = kind == "tiktoken" and meta["tokenizer"].get("name") in GPT2_BPE_NAMES
-    eot = 50256 if gpt2_bpe else Tokenizer.from_meta(meta, meta_dir).eot if kind == "hf" else None
+    kind = tok.kind if tok else None
+    gpt2_bpe = kind == "tiktoken" and tok.spec.get("name") in GPT2_BPE_NAMES
+    eot = 50256 if gpt2_bpe else tok.eot if kind == "hf" else None
     hf_config = GPT2Config(**gpt2_config_to_hf(cfg), bos_token_id=eot, eos_token_id=eot)
     hf = GPT2LMHeadModel(hf_config)
     hf.load_state_dict(gpt2_state_dict_to_hf(ckpt["model"], cfg.vocab_size), strict=True)
@@ -87,29 +86,33 @@ def export_hf(ckpt, dest, meta, meta_dir=None):
     if gpt2_bpe:
         write_gpt2_tokenizer(dest, cfg.block_size)
     elif kind == "hf":
-        shutil.copyfile(os.path.join(meta_dir, meta["tokenizer"]["file"]), os.path.join(dest, "tokenizer.json"))
+        with open(os.path.join(dest, "tokenizer.json"), "w", encoding="utf-8") as f:
+            f.write(tok.json)  # the dataset's file, byte for byte as the checkpoint or the dataset holds it
     elif kind == "char":
         with open(os.path.join(dest, "meta.json"), "w") as f:
-            json.dump({"vocab_size": meta["vocab_size"], "tokenizer": meta["tokenizer"]}, f, indent=1, ensure_ascii=False)
+            json.dump({"vocab_size": len(tok.chars), "tokenizer": {"kind": "char", "chars": tok.chars}}, f,
+                      indent=1, ensure_ascii=False)
 
 
 def main():
     if to != "hf":
         sys.exit(f"error: unknown --to={to!r}; the one format so far is 'hf'")
     dest = export_dir or os.path.join(out_dir, to)
+    path = os.path.join(out_dir, "ckpt.pt")
     try:
-        ckpt = load_checkpoint(os.path.join(out_dir, "ckpt.pt"))
-        try:
-            meta, meta_dir = find_meta(tokenizer_folders(out_dir, ckpt, data_dir), ckpt["model_args"]["vocab_size"])
+        ckpt = load_checkpoint(path)
+        try:  # the checkpoint's own tokenizer; a --data_dir given beside it must be the same
+            tok, _, _ = checkpoint_tokenizer(ckpt.get("tokenizer"), ckpt["model_args"]["vocab_size"], path, data_dir,
+                                             fallback=run_folders(out_dir, ckpt))
         except FileNotFoundError:
-            meta, meta_dir = None, None  # the weights still export; say so below
-        export_hf(ckpt, dest, meta, meta_dir)
+            tok = None  # an old checkpoint whose dataset is gone: the weights still export; say so below
+        export_hf(ckpt, dest, tok)
     except (OSError, RuntimeError, ValueError) as e:
         sys.exit(f"error: {e}")
     print(f"wrote a Hugging Face GPT2LMHeadModel to {dest}")
-    if meta is None:
+    if tok is None:
         print("note: no tokenizer found (pass --data_dir=the dataset folder to include it)")
-    elif meta["tokenizer"].get("name") in GPT2_BPE_NAMES:
+    elif tok.spec.get("name") in GPT2_BPE_NAMES:
         print(f"tokenizer: GPT-2 BPE (vocab.json, merges.txt): AutoTokenizer.from_pretrained({dest!r})")
 
 

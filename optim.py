@@ -1,6 +1,7 @@
 """
 How the weights move: the learning-rate schedule, the scaling-law learning rate, and one
-optimizer step (clipping, loss scaling, clearing the gradients).
+optimizer step (clipping, loss scaling, clearing the gradients); and how long the rest of the
+schedule takes (the ETA train.py prints).
 
 The schedule is written once, for the run's peak learning_rate. Every parameter group follows
 it as a multiplier on its own initial rate (AdamW's and Adafactor's groups start at
@@ -37,6 +38,16 @@ def get_lr(it, learning_rate, min_lr, warmup_iters, lr_decay_iters, use_warmup=T
     ratio = (it - start) / max(1, lr_decay_iters - start)  # 0 -> 1
     coeff = 0.5 * (1.0 + math.cos(math.pi * ratio))  # 1 -> 0
     return min_lr + coeff * (learning_rate - min_lr)
+
+
+def eta_seconds(iter_num, max_iters, eval_interval, step_s, eval_s):
+    """Seconds left after the step that brought the count to iter_num: the steps still to take at
+    step_s each, and the evaluations still to come (each multiple of eval_interval from iter_num to
+    max_iters, and the last at max_iters) at eval_s each, their checkpoints included."""
+    evals = max(0, max_iters // eval_interval - (iter_num - 1) // eval_interval)
+    if max_iters % eval_interval and iter_num <= max_iters:
+        evals += 1
+    return max(0, max_iters - iter_num) * step_s + evals * eval_s
 
 
 def remember_initial_lr(optimizers):

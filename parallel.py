@@ -244,8 +244,10 @@ def save_sharded(model, optimizers, run, out_dir, keep_last=0):
         os.symlink(os.path.basename(folder), tmp)
         os.replace(tmp, link)
         # now the rest can go: all but the newest keep_last whole saves of other iterations (this one's earlier
-        # folder and a crashed save's go too)
-        others = sorted(f for f in os.listdir(out_dir) if f.startswith("ckpt_dcp-") and f != os.path.basename(folder))
+        # folder and a crashed save's go too); only this run's: a folder of a later iteration is not from its past
+        from checkpoint import kept_iter
+        others = sorted(f for f in os.listdir(out_dir) if f.startswith("ckpt_dcp-") and f != os.path.basename(folder)
+                        and (kept_iter(f, "ckpt_dcp-") or 0) <= run["iter_num"])
         whole = [f for f in others if int(f.split("-")[1]) != run["iter_num"]
                  and os.path.isfile(os.path.join(out_dir, f, "run.pt"))]
         for f in set(others) - set(whole[max(0, len(whole) - keep_last):]):

@@ -12,25 +12,10 @@ is one, else the current folder. ablate.py draws its report's plots with these f
 """
 
 import argparse
-import json
 import os
 import sys
 
-
-def read_log(path):
-    """log.jsonl -> (train records, eval records, summary records). Train and eval records are
-    sorted by iter; a resumed run logs the steps after its checkpoint twice and the later record
-    wins. There is a summary for each time train.py ran to its end (a resume adds one)."""
-    steps, evals, summaries = {}, {}, []
-    if os.path.isfile(path):
-        with open(path) as f:
-            for line in f:
-                r = json.loads(line)
-                if "train_flops" in r:
-                    summaries.append(r)
-                else:
-                    (evals if "val_loss" in r else steps)[r["iter"]] = r
-    return [steps[i] for i in sorted(steps)], [evals[i] for i in sorted(evals)], summaries
+from checkpoint import read_log  # the one reader of log.jsonl
 
 
 def smooth(ys, window):

@@ -1,7 +1,8 @@
 """
 Weight-only quantization for decoding and evaluation (sample.py, evaluate.py, bench.py --mode=sample):
-every Linear of a model (the blocks' and the LM head) keeps its weights in fewer bytes, and the
-activations keep their dtype. Training never uses it.
+every Linear of a model (the blocks' and the LM head) keeps its weights in fewer bytes, and each
+product's output is in the activations' dtype (its inputs may be rounded: see bf16 and int8).
+Training never uses it.
 
     none  fp32 weights, as trained: 4 bytes each
     bf16  bf16 weights and bf16 products, 2 bytes; the output goes back to the
@@ -9,7 +10,8 @@ activations keep their dtype. Training never uses it.
           (device.cpu_has_bf16) or a GPU; elsewhere torch emulates bf16, slower than fp32.
     int8  int8 weights with one fp32 scale per output row (symmetric, per channel): 1 byte. On a CPU,
           torch's weight-only kernel (torch._weight_int8pack_mm) multiplies the int8 weights as
-          they are, by the activations rounded to bf16 (Int8Linear says why); on other devices each
+          they are, by the activations rounded to bf16 (so fp32 activations lose their low
+          mantissa bits at each Linear's input; Int8Linear says why); on other devices each
           product converts the weights to the activations' dtype first.
 
 Why: at batch 1 a decoding step reads every weight once and does two FLOPs with it, so memory

@@ -9,14 +9,18 @@ Sample from a trained model.
     python sample.py --init_from=gpt2-xl --start="What is the answer to life?"
     python sample.py --init_from=hf:path/to/gpt2-folder        # a local Hugging Face GPT-2
 
-Text is encoded and decoded with the tokenizer the checkpoint's dataset was prepared with:
---data_dir, else a meta.json or nanoGPT's meta.pkl in the checkpoint folder, else in the
-dataset folder (data/<dataset>/); a Hugging Face folder's meta.json or tokenizer.json. A
-GPT-2-sized vocabulary without any of these is GPT-2's BPE, as nanoGPT assumes.
+Text is encoded and decoded with the tokenizer the checkpoint records (checkpoint_tokenizer):
+a --data_dir given beside it must hold the same one. A checkpoint from before that record uses
+a meta.json or nanoGPT's meta.pkl in its folder, else in its dataset's folder (data/<dataset>/),
+else, for a GPT-2-sized vocabulary, GPT-2's BPE, as nanoGPT assumes. A Hugging Face folder
+(--init_from=hf:PATH) brings its own meta.json or tokenizer.json.
 
-The num_samples samples are decoded together, one batch row each. Sample k draws from its own
+The samples are decoded sample_batch at a time, one batch row each (each row holds a KV cache
+of block_size positions, so memory grows with the batch). Sample k draws from its own
 generator, seeded seed + k, so its text is the same in any batch: --seed=1338 --num_samples=1
 prints the second sample of --seed=1337 --num_samples=3.
+
+The tokenizer travels with the checkpoint: --out_dir alone is enough, with no dataset folder.
 """
 
 import sys
@@ -32,7 +36,8 @@ from quantize import quantize_error, quantize_model
 init_from = "resume"  # 'resume' (out_dir/ckpt.pt), 'gpt2', 'gpt2-medium', 'gpt2-large', 'gpt2-xl', or 'hf:PATH'
 out_dir = "out"  # the folder with ckpt.pt
 start = "\n"  # the prompt; "FILE:path" reads it from a file
-num_samples = 3  # decoded together, in one batch (sample k takes the generator seeded seed + k)
+num_samples = 3  # samples to print (sample k takes the generator seeded seed + k, whatever the batch)
+sample_batch = 8  # samples decoded together at most: each row holds a block_size KV cache
 max_new_tokens = 500  # tokens generated per sample
 temperature = 0.8  # 1.0: the model's distribution; lower: safer; 0: greedy
 top_k = 200  # keep only the k most likely tokens (0: all)
@@ -87,8 +92,8 @@ def main():
     dtype_ = resolve_dtype(dtype, device_)
     if error := quantize_error(quantize, device_):
         sys.exit(f"error: {error}")
-    if num_samples < 1:
-        sys.exit(f"error: --num_samples={num_samples}; give at least 1")
+    if num_samples < 1 or sample_batch < 1:
+        sys.exit(f"error: --num_samples={num_samples} and --sample_batch={sample_batch}; give at least 1 of each")
     try:
         model, tok, _ = load_model(init_from, out_dir, data_dir)
     except (OSError, RuntimeError, ValueError) as e:
@@ -107,25 +112,32 @@ def main():
         sys.exit(f"error: {e}")
     if not ids:
         sys.exit("error: the prompt is empty; give --start some text")
-    x = torch.tensor(ids, dtype=torch.long, device=device_)[None, :].repeat(num_samples, 1)  # (num_samples, T)
-    generators = [torch.Generator(device=device_).manual_seed(seed + k) for k in range(num_samples)]
+    for first in range(0, num_samples, sample_batch):  # sample k is the same text in any batch
+        n = min(sample_batch, num_samples - first)
+        decode_batch(model, tok, prompt, ids, range(first, first + n), device_, dtype_, stream and first == 0)
+
+
+def decode_batch(model, tok, prompt, ids, samples, device_, dtype_, stream_first):
+    """Decode the samples (their numbers k) together, one batch row each, and print them; with
+    stream_first, the first one's tokens as they come."""
+    x = torch.tensor(ids, dtype=torch.long, device=device_)[None, :].repeat(len(samples), 1)  # (B, T)
+    generators = [torch.Generator(device=device_).manual_seed(seed + k) for k in samples]
     kwargs = dict(temperature=temperature, top_k=top_k or None, top_p=top_p, use_cache=use_cache,
                   generator=generators, eos_token=tok.eot)
-    new = []  # each step's (num_samples, 1) tokens
+    new = []  # each step's (B, 1) tokens
     with torch.no_grad(), autocast_context(device_, dtype_):
         steps = model.stream(x, max_new_tokens, **kwargs)
-        if stream:
+        if stream_first:
             print(prompt, end="", flush=True)
             for text in text_pieces(tok, first_row(steps, new, tok.eot)):
                 print(text, end="", flush=True)
             print("\n---------------")
         else:
             new = list(steps)
-    rows = torch.cat(new, dim=1).tolist() if new else [[]] * num_samples  # (num_samples, new tokens)
-    for row in rows[1 if stream else 0:]:
+    rows = torch.cat(new, dim=1).tolist() if new else [[]] * len(samples)  # (B, new tokens)
+    for row in rows[1 if stream_first else 0:]:
         print(tok.decode(ids + until_end(row, tok.eot)))
         print("---------------")
-
 
 if __name__ == "__main__":
     configure(globals())

@@ -33,14 +33,15 @@ from dataclasses import fields
 import numpy as np
 import torch
 
-from checkpoint import (evaluated, existing_run, run_info, rng_state, save_checkpoint, seed_rank, set_rng_state,
-                        start_from)
-from data.common import DataError, dataset_dir, load_meta, tokenizer_identity
+from checkpoint import (clear_run, evaluation_at, existing_run, run_info, rng_state, save_checkpoint, seed_rank,
+                        set_rng_state, start_from)
+from data.common import DataError, dataset_dir, load_meta, tokenizer_record
 from data.loader import estimate_loss, open_batches
 from device import (autocast_context, bf16_warning, cpu_has_bf16, dtype_error, lookup_peak_flops, resolve_device,
                     resolve_dtype, setup_device)
 from model import GPTConfig
-from optim import apply_lr, get_lr, load_scaler_state, optimizer_step, remember_initial_lr, scaling_law_lr
+from optim import (apply_lr, eta_seconds, get_lr, load_scaler_state, optimizer_step, remember_initial_lr,
+                   scaling_law_lr)
 from parallel import (all_finite, build_model, fsdp_error, full_state, load_optimizers, load_resume, load_sharded,
                       save_sharded, sync_gradients, unfuse, wrap_ddp)
 
@@ -183,7 +184,7 @@ if __name__ == "__main__":
         meta = load_meta(ddir)  # checked: a damaged folder is one line (data.common.load_meta, open_tokens)
     except (FileNotFoundError, DataError) as e:
         sys.exit(f"error: {e}")
-    data_tokenizer = tokenizer_identity(meta, ddir)  # every checkpoint records it (checkpoint.check_tokenizer)
+    data_tokenizer = tokenizer_record(meta, ddir)  # every checkpoint carries it (checkpoint.checkpoint_tokenizer)
     try:  # train and val batch sources, chosen once; the loop and estimate_loss only call draw and get
         splits = {s: open_batches(ddir, s, meta, block_size, device, length_bands, qa_share=qa_share,
                                   random_windows=random_windows) for s in ("train", "val")}
@@ -198,9 +199,12 @@ if __name__ == "__main__":
         sys.exit(f"error: {e}{on_other_node}")
     iter_num, best_val_loss, elapsed = 0, float("inf"), 0.0  # elapsed: seconds of training before this process
     last_eval = -1  # the iteration of the last evaluation in log.jsonl: not evaluated (and logged) again
+    reached = False  # target_val_loss
     if init_from == "resume":
         iter_num, best_val_loss, elapsed = ckpt["iter_num"], ckpt["best_val_loss"], ckpt.get("elapsed_s", 0.0)
-        last_eval = iter_num if evaluated(out_dir, iter_num) else -1
+        if record := evaluation_at(out_dir, iter_num):
+            last_eval = iter_num  # and a run that stopped at its target stays stopped
+            reached = target_val_loss > 0 and record["val_loss"] is not None and record["val_loss"] <= target_val_loss
     ckpt_path = os.path.join(out_dir, "ckpt.pt")
     try:
         gptconf = GPTConfig(**model_args)
@@ -246,6 +250,8 @@ if __name__ == "__main__":
     peak = peak_flops or lookup_peak_flops(device)
 
     if master:
+        if init_from != "resume" and overwrite and (gone := clear_run(out_dir)):  # --overwrite=True: nothing of the old run stays
+            print(f"overwrite: deleted the old run's {', '.join(gone)} from {out_dir}")
         os.makedirs(out_dir, exist_ok=True)
         with open(os.path.join(out_dir, "config.json"), "w") as f:
             json.dump({"config": config, "model_args": model_args, "run": run_info(),
@@ -313,22 +319,22 @@ if __name__ == "__main__":
 
     # ---- stop cleanly on SIGINT / SIGTERM: finish the step, save, exit. Schedulers and launchers deliver
     # a signal more than once (SLURM signals every process of a job step, and torchrun forwards it to its
-    # workers again), so only a second Ctrl-C at a terminal, a second or more after the first, exits at once
+    # workers again), so a repeat within a second of the first is a copy and changes nothing; one that
+    # comes later (a second Ctrl-C, a second scancel or kill) exits at once without saving, even from
+    # a save that hangs: the last whole checkpoint stays (saves are atomic)
     stop_signal, first_signal_at = [], [0.0]
-    at_terminal = os.isatty(0)
 
     def on_signal(signum, frame):
         if stop_signal:
-            if signum == signal.SIGINT and at_terminal and time.time() - first_signal_at[0] >= 1.0:
-                print("second Ctrl-C: exiting now without saving", file=sys.stderr)
-                os._exit(130)
-            return  # a copy of the first
+            if time.time() - first_signal_at[0] < 1.0:
+                return  # a copy of the first
+            print(f"second {signal.Signals(signum).name}: exiting now without saving", file=sys.stderr)
+            os._exit(128 + signum)
         stop_signal.append(signum)
         first_signal_at[0] = time.time()
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # later copies change nothing, even while python exits
         if master:
-            again = " (a second Ctrl-C, a second or more from now, exits at once without saving)" if at_terminal else ""
-            print(f"\n{signal.Signals(signum).name}: finishing this step, then saving and exiting{again}", file=sys.stderr)
+            print(f"\n{signal.Signals(signum).name}: finishing this step, then saving and exiting (the same signal "
+                  f"again, a second or more from now, exits at once without saving)", file=sys.stderr)
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
@@ -343,16 +349,19 @@ if __name__ == "__main__":
     raw_model.train()
     loss_sum = torch.zeros((), device=device)  # this step's loss, summed over micro-steps
     nonfinite_steps = 0
-    reached = False  # target_val_loss
+    if reached and master:
+        print(f"val loss at iter {iter_num} was already at most target_val_loss={target_val_loss}: nothing to train")
     t_start = time.time() - elapsed  # the run's clock: the log's elapsed_s, going on across resumes
     t0 = time.time()
-    recent_dt = deque(maxlen=20)  # the last steps' seconds, for the ETA
+    recent_dt = deque(maxlen=20)  # the last steps' seconds, for the ETA (not the first: it may compile)
+    eval_s, evals_done, steps_done = None, 0, 0  # an evaluation's seconds with its checkpoint, once measured
     while True:
         lr = get_lr(iter_num, learning_rate, min_lr, warmup_iters, lr_decay_iters, use_warmup, use_cosine, decay_lr)
         apply_lr(optimizers, lr, learning_rate)
 
         # evaluate, log, checkpoint
         if ((iter_num % eval_interval == 0 or iter_num >= max_iters) and iter_num != last_eval) or eval_only:
+            t_eval = time.time()
             try:
                 losses = estimate_loss(model, splits, eval_iters, batch_size, ctx, rank=rank, world_size=world_size)
             except DataError as e:  # a batch held an id outside the vocabulary
@@ -378,6 +387,9 @@ if __name__ == "__main__":
             if reached and master:
                 print(f"val loss {losses['val']:.4f} <= target_val_loss={target_val_loss} at iter {iter_num}: stopping")
             t0 = time.time()  # the next step's ms/iter leaves the evaluation out
+            evals_done += 1
+            if not (compile and evals_done == 1):  # a compiled run's first evaluation compiles its graph
+                eval_s = t0 - t_eval
         if iter_num >= max_iters or eval_only or reached:
             break
 
@@ -420,15 +432,22 @@ if __name__ == "__main__":
             continue
         t1 = time.time()
         dt, t0 = t1 - t0, t1
-        recent_dt.append(dt)
+        steps_done += 1
+        if steps_done > 1:
+            recent_dt.append(dt)
         iter_num += 1
         if iter_num % log_interval == 0 and master:
             mfu = raw_model.estimate_mfu(tokens_per_iter, dt, peak, world_size)  # peak is one device's
             mfu_text = f", mfu {mfu * 100:.1f}%" if mfu is not None else ""
             tflops = raw_model.achieved_flops(tokens_per_iter, dt, world_size) / 1e12  # per device, like MFU; no peak needed
-            eta = max(max_iters - iter_num, 0) * sorted(recent_dt)[len(recent_dt) // 2]  # the median ignores a compile
-            progress = (f", {100 * iter_num / max_iters:.1f}% done, "
-                        f"ETA {int(eta) // 3600}:{int(eta) % 3600 // 60:02d}:{int(eta) % 60:02d}")  # H:MM:SS of steps
+            eta = None  # steps at their median time, evaluations at their measured (until then estimated) time
+            if recent_dt:
+                step_s = sorted(recent_dt)[len(recent_dt) // 2]
+                # until one is measured: 2 splits x eval_iters forwards, against accum forward+backward (~3 forwards)
+                eval_cost = eval_s if eval_s is not None else step_s * 2 * eval_iters / (3 * accum * world_size)
+                eta = eta_seconds(iter_num, max_iters, eval_interval, step_s, eval_cost)
+            progress = f", {100 * iter_num / max_iters:.1f}% done, ETA " + (
+                f"{int(eta) // 3600}:{int(eta) % 3600 // 60:02d}:{int(eta) % 60:02d}" if eta is not None else "?")
             print(f"iter {iter_num}: loss {lossf:.4f}, lr {lr:.2e}, time {dt * 1000:.2f}ms, "
                   f"{tokens_per_iter / dt:,.0f} tok/s{mfu_text}, {tflops:.3g} TFLOP/s{progress}")
             log({"iter": iter_num, "tokens": iter_num * tokens_per_iter, "train_loss": lossf, "lr": lr,

@@ -10,6 +10,8 @@ The "tokenizer" entry is one of
     {"kind": "char", "chars": "..."}            id i is the i-th character
     {"kind": "tiktoken", "name": "gpt2"}        any tiktoken encoding
     {"kind": "hf", "file": "tokenizer.json"}    a trained Hugging Face tokenizer, beside meta.json
+A checkpoint records its dataset's tokenizer (tokenizer_record: the above, with a tokenizer.json's
+content), so a model can be sampled, evaluated and exported from its checkpoint alone.
 
 prepare.py scripts write through write_dataset() or TokenWriter; train.py, sample.py and
 friends read through load_meta() and Tokenizer (batches: data/loader.py).
@@ -37,10 +39,24 @@ def dtype_for_vocab(vocab_size):
     return "uint16" if vocab_size <= 2**16 else "uint32"
 
 
-def write_tokens(path, ids, dtype):
-    """Write token ids to path as raw dtype, through a temp file so a crash leaves no half file.
-    Returns (how many ids, the largest id)."""
-    arr = np.asarray(ids, dtype=dtype)
+def token_array(ids, vocab_size, dtype, tokenizer=None):
+    """ids as an array of dtype, checked before the cast: an id outside 0 .. vocab_size-1 would
+    wrap around (70000 as uint16 is 4464) and pass every later check as another, valid token.
+    Raises DataError naming the tokenizer (a meta.json "tokenizer" entry, or None)."""
+    arr = np.asarray(ids)
+    if arr.size:
+        low, top = int(arr.min()), int(arr.max())
+        if low < 0 or top >= vocab_size:
+            name = f" of {describe_tokenizer(tokenizer)}" if tokenizer else ""
+            raise DataError(f"token id {top if top >= vocab_size else low} is outside the vocabulary of "
+                            f"{vocab_size} ids{name}; prepare with a tokenizer whose ids fit its vocab_size")
+    return arr.astype(dtype, copy=False)
+
+
+def write_tokens(path, ids, dtype, vocab_size=None, tokenizer=None):
+    """Write token ids to path as raw dtype, through a temp file so a crash leaves no half file;
+    ids must be below vocab_size (default: all that dtype holds). Returns (how many ids, the largest id)."""
+    arr = token_array(ids, vocab_size or np.iinfo(dtype).max + 1, dtype, tokenizer)
     tmp = path + ".tmp"
     arr.tofile(tmp)
     os.replace(tmp, path)
@@ -51,8 +67,8 @@ def write_dataset(out_dir, train_ids, val_ids, tokenizer, vocab_size, **extra):
     """Write train.bin, val.bin and meta.json; returns the meta dict."""
     os.makedirs(out_dir, exist_ok=True)
     dtype = dtype_for_vocab(vocab_size)
-    n_train, max_train = write_tokens(os.path.join(out_dir, "train.bin"), train_ids, dtype)
-    n_val, max_val = write_tokens(os.path.join(out_dir, "val.bin"), val_ids, dtype)
+    n_train, max_train = write_tokens(os.path.join(out_dir, "train.bin"), train_ids, dtype, vocab_size, tokenizer)
+    n_val, max_val = write_tokens(os.path.join(out_dir, "val.bin"), val_ids, dtype, vocab_size, tokenizer)
     meta = dict(vocab_size=vocab_size, dtype=dtype, tokenizer=tokenizer, train_tokens=n_train, val_tokens=n_val,
                 max_token_id=max(max_train, max_val), **extra)
     write_meta(out_dir, meta)
@@ -225,6 +241,21 @@ def tokenizer_identity(meta, data_dir):
     return ident
 
 
+def tokenizer_record(meta, data_dir):
+    """What a checkpoint records of its dataset's tokenizer: tokenizer_identity, plus what rebuilds
+    it without the dataset (a tokenizer.json's content and end-of-text token; the characters and
+    the tiktoken name are in the identity already)."""
+    record = tokenizer_identity(meta, data_dir)
+    spec = meta["tokenizer"]
+    if record["kind"] == "hf":
+        file = os.path.join(data_dir or ".", spec.get("file", "tokenizer.json"))
+        if os.path.isfile(file):
+            with open(file, encoding="utf-8") as f:
+                record["json"] = f.read()
+        record["eot"] = spec.get("eot", "<|endoftext|>")
+    return record
+
+
 def describe_tokenizer(ident):
     """A tokenizer_identity in a few words, for error messages."""
     if ident.get("kind") == "char":
@@ -254,7 +285,7 @@ class Tokenizer:
     base_dir is the folder a Hugging Face tokenizer's file is in (the dataset's)."""
 
     def __init__(self, spec, base_dir="."):
-        self.kind = spec["kind"]
+        self.spec, self.kind = spec, spec["kind"]
         self.eot = None  # end-of-text id, where the tokenizer has one
         if self.kind == "char":
             self.chars = spec["chars"]
@@ -269,7 +300,12 @@ class Tokenizer:
             self.eot = self.enc.eot_token
         elif self.kind == "hf":
             from tokenizers import Tokenizer as HFTokenizer
-            self.enc = HFTokenizer.from_file(os.path.join(base_dir, spec["file"]))
+            if "json" in spec:  # a checkpoint's record carries the file's content
+                self.json = spec["json"]
+            else:
+                with open(os.path.join(base_dir, spec["file"]), encoding="utf-8") as f:
+                    self.json = f.read()  # kept: a checkpoint or an export writes it out again
+            self.enc = HFTokenizer.from_str(self.json)
             self.eot = self.enc.token_to_id(spec.get("eot", "<|endoftext|>"))
         else:
             raise ValueError(f"unknown tokenizer kind {self.kind!r} in meta.json")
@@ -278,6 +314,19 @@ class Tokenizer:
     def from_meta(cls, meta, data_dir="."):
         """The tokenizer of a dataset whose meta.json (meta) is in data_dir."""
         return cls(meta["tokenizer"], data_dir or ".")
+
+    @classmethod
+    def from_record(cls, record):
+        """The tokenizer a checkpoint's record (tokenizer_record) describes, or None when the record
+        cannot rebuild it (none at all, or a checkpoint from before records carried a tokenizer.json)."""
+        kind = (record or {}).get("kind")
+        if kind == "char" and record.get("chars"):
+            return cls({"kind": "char", "chars": record["chars"]})
+        if kind == "tiktoken" and record.get("name"):
+            return cls({"kind": "tiktoken", "name": record["name"]})
+        if kind == "hf" and record.get("json"):
+            return cls({"kind": "hf", "json": record["json"], "eot": record.get("eot", "<|endoftext|>")})
+        return None
 
     @property
     def vocab_size(self):
@@ -322,7 +371,7 @@ class Tokenizer:
             flat += ids
             flat.append(self.eot)
             lens.append(len(ids) + 1)
-        return np.array(flat, dtype=dtype), np.array(lens, dtype=np.int64)
+        return token_array(flat, np.iinfo(dtype).max + 1, dtype, self.spec), np.array(lens, dtype=np.int64)
 
 
 def checksum_of(path, kind):
@@ -498,15 +547,16 @@ class TokenWriter:
     memory that does not depend on the corpus size. Everything goes to *.tmp files that
     finish() renames into place, so an interrupted run leaves the previous dataset whole.
 
-        with TokenWriter(out_dir, vocab_size) as w:
+        with TokenWriter(out_dir, vocab_size, spec) as w:
             for ids, doc_lens in pieces:
                 w.write(ids, doc_lens)               # or split="val" for a corpus with its own
             meta = w.finish(spec, val_fraction=0.001)   # last 0.1% of documents -> val.bin
     """
 
-    def __init__(self, out_dir, vocab_size):
-        os.makedirs(out_dir, exist_ok=True)
+    def __init__(self, out_dir, vocab_size, tokenizer=None):
+        os.makedirs(out_dir, exist_ok=True)  # tokenizer: its meta.json entry, named when an id is out of range
         self.out_dir, self.vocab_size, self.dtype = out_dir, vocab_size, dtype_for_vocab(vocab_size)
+        self.tokenizer = tokenizer
         self.path = {s: os.path.join(out_dir, f"{s}.bin") for s in ("train", "val")}
         self.files = {s: open(p + ".tmp", "wb") for s, p in self.path.items()}
         # where each train document ends (cumulative tokens, uint64), so that finish() can cut
@@ -519,7 +569,7 @@ class TokenWriter:
 
     def write(self, ids, doc_lens, split="train"):
         """ids: (N,) token ids of whole documents; doc_lens: (D,) their lengths, summing to N."""
-        ids = np.asarray(ids, dtype=self.dtype)  # no copy when it already has the dtype
+        ids = token_array(ids, self.vocab_size, self.dtype, self.tokenizer)  # no copy when it already has the dtype
         ids.tofile(self.files[split])
         if len(ids):
             self.max_id = max(self.max_id, int(ids.max()))

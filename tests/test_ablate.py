@@ -7,7 +7,7 @@ import pytest
 
 import ablate
 from conftest import exit_message, in_process, run
-from plot import read_log
+from checkpoint import read_log
 
 TINY = ["--device=cpu", "--dtype=float32", "--n_layer=1", "--n_head=2", "--n_embd=16", "--block_size=16", "--batch_size=4",
         "--gradient_accumulation_steps=1", "--max_iters=6", "--eval_interval=3", "--eval_iters=1",

@@ -14,7 +14,7 @@ from conftest import in_process, run
 from data.birthplace.batches import MASK, PAD, Mixed, SpanCorruption, corrupt, load_split
 from data.common import Tokenizer, load_meta
 from data.loader import open_batches
-from plot import read_log
+from checkpoint import read_log
 
 TINY = ["--device=cpu", "--dtype=float32", "--n_layer=2", "--n_head=2", "--n_embd=32", "--block_size=128",
         "--batch_size=16", "--gradient_accumulation_steps=1", "--eval_iters=2", "--log_interval=1", "--compile=False",
@@ -233,3 +233,16 @@ def test_evaluate_reads_a_kept_checkpoint(bp_data, tmp_path):
     with pytest.raises(SystemExit) as e:
         in_process("evaluate.py", "--init_from=gpt2", "--ckpt=ckpt-00000003.pt", "--task=hellaswag")
     assert e.value.code.startswith("error: --ckpt picks a checkpoint of --out_dir")
+
+
+def test_random_windows_leave_the_val_split_as_a_plain_run_has_it(bp_data):
+    """--random_windows changes training only: val keeps every window at its paragraph's start, so
+    val loss (and the best-checkpoint choice, and evaluate.py --task=loss) compares with a plain run's."""
+    folder, _ = bp_data
+    pre = os.path.join(folder, "pretrain")
+    meta = load_meta(pre)
+    splits = {w: {s: load_split(pre, s, meta, 128, random_windows=w) for s in ("train", "val")} for w in (False, True)}
+    assert splits[True]["train"].anywhere and not splits[True]["val"].anywhere and not splits[False]["val"].anywhere
+    plain, windowed = (draw(splits[w]["val"], 20, 8) for w in (False, True))
+    assert all(np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+               for pa, pb in zip(plain, windowed) for a, b in zip(pa, pb))

@@ -294,3 +294,117 @@ def test_failed_sharded_write_keeps_the_last_whole_save(tmp_path, monkeypatch):
     assert "\n" not in str(e.value) and "the previous save is untouched" in str(e.value)
     assert load_run(latest_sharded(out))["iter_num"] == 10
     assert sorted(f for f in os.listdir(out) if f.startswith("ckpt_dcp-")) == ["ckpt_dcp-00000010"]
+
+
+# ---------------------------------------------------------------- a checkpoint carries its tokenizer
+
+TEXT = "To be, or not to be, that is the question: whether 'tis nobler in the mind to suffer.\n" * 20
+
+
+def dataset_of_kind(folder, kind):
+    """A small dataset of TEXT with a character vocabulary, tiktoken's GPT-2 BPE, or a tokenizer.json."""
+    os.makedirs(folder)
+    if kind == "char":
+        chars = "".join(sorted(set(TEXT)))
+        spec, ids = {"kind": "char", "chars": chars}, [chars.index(c) for c in TEXT]
+        vocab = len(chars)
+    elif kind == "tiktoken":
+        import tiktoken
+        spec, ids, vocab = {"kind": "tiktoken", "name": "gpt2"}, tiktoken.get_encoding("gpt2").encode(TEXT), 50257
+    else:
+        from tokenizers import Tokenizer, models, pre_tokenizers
+        words = sorted(set(TEXT.replace("\n", " ").split(" ")) - {""})
+        tok = Tokenizer(models.WordLevel({"<|endoftext|>": 0, "[UNK]": 1, **{w: i + 2 for i, w in enumerate(words)}},
+                                         unk_token="[UNK]"))
+        tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+        tok.save(str(folder / "tokenizer.json"))
+        spec, ids, vocab = {"kind": "hf", "file": "tokenizer.json"}, tok.encode(TEXT).ids, tok.get_vocab_size()
+    write_dataset(str(folder), ids, ids[: len(ids) // 2], tokenizer=spec, vocab_size=vocab)
+    return folder
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["char", "tiktoken", "hf"])
+def test_sample_and_export_need_only_the_checkpoint(kind, tmp_path):
+    data, out = dataset_of_kind(tmp_path / "data", kind), tmp_path / "run"
+    p = train(data, out, "--block_size=16")
+    assert p.returncode == 0, p.stderr[-3000:]
+    start = "To be" if kind != "hf" else "To be, or"
+    args = [f"--out_dir={out}", "--device=cpu", "--max_new_tokens=6", "--num_samples=2", f"--start={start}"]
+    before = in_process("sample.py", *args)
+    in_process("export.py", f"--out_dir={out}", f"--export_dir={tmp_path / 'hf1'}")
+    shutil.move(str(data), str(tmp_path / "moved"))  # the dataset folder is gone
+    assert in_process("sample.py", *args) == before and before.count("---------------") == 2
+    in_process("export.py", f"--out_dir={out}", f"--export_dir={tmp_path / 'hf2'}")
+    files = sorted(os.listdir(tmp_path / "hf1"))
+    assert files == sorted(os.listdir(tmp_path / "hf2"))
+    assert {"char": "meta.json", "tiktoken": "vocab.json", "hf": "tokenizer.json"}[kind] in files
+    for name in files:
+        assert (tmp_path / "hf1" / name).read_bytes() == (tmp_path / "hf2" / name).read_bytes(), name
+    if kind == "hf":  # the very file the dataset held
+        assert (tmp_path / "hf2" / "tokenizer.json").read_bytes() == (tmp_path / "moved" / "tokenizer.json").read_bytes()
+
+
+def test_export_refuses_a_data_dir_of_another_tokenizer(char_data, few_run, tmp_path):
+    other = char_dataset(tmp_path / "other", load_meta(char_data)["tokenizer"]["chars"][::-1])
+    message = exit_message(in_process, "export.py", f"--out_dir={few_run}", f"--data_dir={other}",
+                           f"--export_dir={tmp_path / 'hf'}")
+    assert str(few_run / "ckpt.pt") in message and str(other) in message, message
+    assert not (tmp_path / "hf").exists()
+
+
+def test_token_ids_past_the_vocabulary_are_refused_before_the_cast(tmp_path):
+    from data.common import TokenWriter
+    with pytest.raises(DataError, match=r"token id 70000 is outside the vocabulary of 50257 ids of tiktoken's gpt2"):
+        with TokenWriter(str(tmp_path / "w"), 50257, {"kind": "tiktoken", "name": "gpt2"}) as w:
+            w.write(np.array([5, 70000, 7, 9]), np.array([4]))  # as uint16, 70000 would be 4464
+    assert not any(f.endswith(".bin") for f in os.listdir(tmp_path / "w"))
+    with pytest.raises(DataError, match="token id 300 is outside the vocabulary of 65 ids"):
+        write_dataset(str(tmp_path / "d"), np.array([1, 300]), np.array([1]), {"kind": "char", "chars": "x" * 65}, 65)
+    with pytest.raises(DataError, match="token id -1"):
+        write_dataset(str(tmp_path / "d"), np.array([1, -1]), np.array([1]), {"kind": "char", "chars": "x" * 65}, 65)
+
+
+# ---------------------------------------------------------------- --overwrite leaves nothing of the old run
+
+@pytest.mark.slow
+def test_overwrite_deletes_the_old_runs_kept_checkpoints(char_data, tmp_path):
+    out = tmp_path / "run"
+    assert train(char_data, out, "--max_iters=20", "--eval_interval=10", "--keep_last=2").returncode == 0
+    assert {"ckpt-00000010.pt", "ckpt-00000020.pt"} <= set(os.listdir(out))
+    (out / "ckpt.answers.txt").write_text("an old model's answers\n")
+    p = train(char_data, out, "--overwrite=True", "--max_iters=10", "--eval_interval=5", "--keep_last=2",
+              "--n_embd=48")
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "overwrite: deleted the old run's" in p.stdout and "ckpt-00000020.pt" in p.stdout
+    kept = sorted(f for f in os.listdir(out) if f.startswith("ckpt"))
+    assert kept == ["ckpt-00000005.pt", "ckpt-00000010.pt", "ckpt.pt"], kept
+    for f in kept:
+        assert checkpoint.load_checkpoint(str(out / f))["model_args"]["n_embd"] == 48
+
+
+def test_pruning_counts_only_this_runs_saves(tmp_path):
+    stale = tmp_path / "ckpt-00000020.pt"  # a later iteration: not this run's past
+    stale.write_bytes(b"old")
+    for it in (5, 10, 15):
+        checkpoint.save_checkpoint({"iter_num": it, "w": torch.zeros(1)}, str(tmp_path / "ckpt.pt"), keep_last=2)
+    names = sorted(f for f in os.listdir(tmp_path) if f.startswith("ckpt-"))
+    assert names == ["ckpt-00000010.pt", "ckpt-00000015.pt", "ckpt-00000020.pt"]
+
+
+def test_kept_checkpoints_without_a_ckpt_pt_still_occupy_the_folder(tmp_path):
+    (tmp_path / "ckpt-00000020.pt").write_bytes(b"old")
+    assert "ckpt-00000020.pt" in checkpoint.existing_run(str(tmp_path))
+
+
+def test_clear_run_deletes_the_runs_files_only(tmp_path):
+    for d in ("ckpt_dcp-00000005", "ckpt_dcp-00000010-1"):
+        os.makedirs(tmp_path / d)
+        (tmp_path / d / "run.pt").write_bytes(b"x")
+    os.symlink("ckpt_dcp-00000010-1", tmp_path / "ckpt_dcp")
+    for f in ("ckpt.pt", "ckpt-00000005.pt", "log.jsonl", "config.json", "dev.ckpt-00000005.answers.txt",
+              "notes.txt", "input.txt"):
+        (tmp_path / f).write_text("x")
+    gone = checkpoint.clear_run(str(tmp_path))
+    assert sorted(os.listdir(tmp_path)) == ["input.txt", "notes.txt"]
+    assert len(gone) == 8 and "ckpt_dcp" in gone

@@ -14,7 +14,7 @@ import torch
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 from checkpoint import save_checkpoint  # noqa: E402
-from data.common import GPT2_BPE  # noqa: E402
+from data.common import GPT2_BPE, Tokenizer  # noqa: E402
 from model import GPT, GPTConfig  # noqa: E402
 
 ARGS = dict(n_layer=2, n_head=2, n_embd=32, block_size=64, vocab_size=50257, dropout=0.0)
@@ -46,7 +46,7 @@ def test_export_writes_gpt2_tokenizer_files_that_load_offline(tmp_path, monkeypa
     from checkpoint import load_checkpoint
     gpt2_checkpoint(tmp_path / "run")
     dest = str(tmp_path / "hf")
-    export.export_hf(load_checkpoint(str(tmp_path / "run" / "ckpt.pt")), dest, {"vocab_size": 50257, "tokenizer": GPT2_BPE})
+    export.export_hf(load_checkpoint(str(tmp_path / "run" / "ckpt.pt")), dest, Tokenizer(GPT2_BPE))
     assert {"vocab.json", "merges.txt", "tokenizer_config.json", "config.json"} <= set(os.listdir(dest))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     hf_tok = AutoTokenizer.from_pretrained(dest, local_files_only=True)
@@ -133,7 +133,7 @@ def test_harness_gives_the_same_scores_through_the_adapter_and_through_hf(tmp_pa
     from checkpoint import load_checkpoint
     gpt2_checkpoint(tmp_path / "run")
     export.export_hf(load_checkpoint(str(tmp_path / "run" / "ckpt.pt")), str(tmp_path / "hf"),
-                     {"vocab_size": 50257, "tokenizer": GPT2_BPE})
+                     Tokenizer(GPT2_BPE))
     data = tmp_path / "hellaswag_local.jsonl"
     with open(data, "w") as f:
         for i, (ctx, endings, label) in enumerate(EXAMPLES):

@@ -84,13 +84,23 @@ def test_target_val_loss_met_at_iteration_0_saves(char_data, tmp_path):
     assert load_checkpoint(str(out / "ckpt.pt"))["iter_num"] == 0
 
 
-def test_evaluated_finds_an_evaluation_in_the_log(tmp_path):
-    from checkpoint import evaluated
+def test_evaluation_at_finds_an_evaluation_in_the_log(tmp_path):
+    from checkpoint import evaluation_at
 
-    assert not evaluated(str(tmp_path), 4)  # no log: a run whose log was lost evaluates again
+    assert evaluation_at(str(tmp_path), 4) is None  # no log: a run whose log was lost evaluates again
     (tmp_path / "log.jsonl").write_text('{"iter": 4, "train_loss": 1.0}\n{"iter": 2, "val_loss": 1.0}\n'
                                         '{"iter": 4, "val_loss": 0.9')  # a crash cut the last line short
-    assert not evaluated(str(tmp_path), 4) and evaluated(str(tmp_path), 2)
+    assert evaluation_at(str(tmp_path), 4) is None and evaluation_at(str(tmp_path), 2)["val_loss"] == 1.0
+
+
+def test_a_resumed_run_that_reached_its_target_stays_stopped(char_data, tmp_path):
+    out = tmp_path / "run"
+    p = train(char_data, out, "--max_iters=40", "--eval_interval=10", "--target_val_loss=100")
+    assert "at iter 0: stopping" in p.stdout
+    saved = (out / "ckpt.pt").stat().st_mtime_ns
+    p = run("train.py", f"--out_dir={out}", "--init_from=resume")
+    assert "already at most target_val_loss=100" in p.stdout and "saved checkpoint" not in p.stdout
+    assert load_checkpoint(str(out / "ckpt.pt"))["iter_num"] == 0 and (out / "ckpt.pt").stat().st_mtime_ns == saved
 
 
 @pytest.mark.slow
@@ -190,6 +200,34 @@ def test_a_second_ctrl_c_at_a_terminal_exits_at_once(char_data, tmp_path):
         os.close(leader)
     assert p.returncode == 130 and "exiting now without saving" in stderr, stderr
     assert not (out / "ckpt.pt").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_second_signal_without_a_terminal_exits_at_once(char_data, tmp_path, sig):
+    """Under a scheduler (no terminal), a repeat more than a second after the first signal is not a
+    copy: it ends a run whose stop hangs (here a long evaluation; a save that hangs alike) at once,
+    without saving, where before only SIGKILL could."""
+    out = tmp_path / "run"
+    cmd = [sys.executable, "train.py", f"--data_dir={char_data}", f"--out_dir={out}", *ARGS, "--max_iters=10",
+           "--eval_interval=10", "--eval_iters=1000000"]
+    p = subprocess.Popen(cmd, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, start_new_session=True)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and not (out / "config.json").exists():  # evaluating at iteration 0 by now
+            time.sleep(0.2)
+        time.sleep(1)
+        os.killpg(p.pid, sig)
+        time.sleep(0.05)
+        os.killpg(p.pid, sig)  # a copy: ignored
+        time.sleep(1.5)
+        os.killpg(p.pid, sig)
+        stdout, stderr = p.communicate(timeout=60)
+    finally:
+        p.kill()
+    assert p.returncode == 128 + sig and f"second {sig.name}: exiting now without saving" in stderr, stderr
+    assert stderr.count("exiting now") == 1 and not (out / "ckpt.pt").exists()
 
 
 @pytest.mark.slow

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 import plot
 from conftest import copy_run, exit_message, quietly, run
 from model import GPT, GPTConfig
-from plot import read_log
+from checkpoint import read_log
 from checkpoint import load_checkpoint, model_from_checkpoint
 from optim import Muon, muon_dtype, newton_schulz, optimizer_step, scaling_law_lr
 

@@ -66,3 +66,27 @@ def test_a_row_is_cut_after_its_end_of_text_token():
     from sample import until_end
     assert until_end([4, 5, 9, 9, 9], 9) == [4, 5, 9]
     assert until_end([4, 5, 6], 9) == [4, 5, 6] and until_end([4, 5, 9], None) == [4, 5, 9]
+
+
+def test_samples_are_decoded_at_most_sample_batch_at_a_time(tmp_path, char_data, monkeypatch):
+    """Each row holds a KV cache of block_size positions, so the batch is capped: --sample_batch
+    rows at a time, and the same text as one batch of them all."""
+    out = save_tiny_run(tmp_path / "run", char_data)
+    args = (f"--out_dir={out}", f"--data_dir={char_data}", "--max_new_tokens=20", "--start=ROMEO:", "--device=cpu",
+            "--dtype=float32", "--num_samples=5", "--seed=3")
+    rows, stream = [], GPT.stream
+
+    def counted(self, idx, *a, **kw):
+        rows.append(idx.size(0))
+        return stream(self, idx, *a, **kw)
+
+    monkeypatch.setattr(GPT, "stream", counted)
+    together = in_process("sample.py", *args, "--sample_batch=5")
+    assert rows == [5]
+    rows.clear()
+    assert in_process("sample.py", *args, "--sample_batch=2") == together and rows == [2, 2, 1]
+    rows.clear()
+    assert in_process("sample.py", *args, "--sample_batch=2", "--stream=True") == together and rows == [2, 2, 1]
+    rows.clear()
+    in_process("sample.py", *args)  # the default caps the batch too
+    assert max(rows) <= 8

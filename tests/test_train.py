@@ -13,7 +13,7 @@ import torch
 from conftest import CHAR_RUN_ITERS, TINY_TRAIN, copy_run, exit_message, fixture, in_process, quietly, run
 from data.common import Tokenizer, load_meta, open_tokens
 from checkpoint import load_checkpoint
-from optim import get_lr
+from optim import eta_seconds, get_lr
 
 TINY = TINY_TRAIN  # 2 layers, 2 heads, 32 wide; test_robust.py uses it too
 
@@ -107,19 +107,40 @@ def test_log_has_val_ppl_and_the_achieved_tflops(char_run):
 
 
 def test_log_line_shows_percent_done_and_an_eta(char_run):
-    """Each iter line ends with the share of max_iters done and an ETA: the iterations left times
-    the median of the last 20 steps' times (log.jsonl's dt_ms), as H:MM:SS."""
+    """Each iter line ends with the share of max_iters done and an ETA, as H:MM:SS: the iterations
+    left times the median of the last 20 steps' times (log.jsonl's dt_ms; not the first step after
+    a start, which may compile), plus the evaluations left (every 30 iterations and the last) at
+    their measured time. The first line has no step to go by yet."""
     lines = [line for line in char_run["stdout"].splitlines() if line.startswith("iter ")]
     log = open(os.path.join(char_run["out_dir"], "log.jsonl")).read().splitlines()
     steps = [json.loads(line) for line in log if '"train_loss"' in line]
     assert len(lines) == len(steps) == CHAR_RUN_ITERS == 60
+    assert lines[0].endswith(", 1.7% done, ETA ?") and steps[0]["eta_s"] is None
+    per_eval = {}  # the evaluations' share of each ETA, per evaluation measured so far
     for i, (line, rec) in enumerate(zip(lines, steps)):
-        recent = sorted(r["dt_ms"] / 1000 for r in steps[max(0, i - 19):i + 1])
-        eta = (60 - rec["iter"]) * recent[len(recent) // 2]
-        assert rec["progress"] == rec["iter"] / 60 and rec["eta_s"] == pytest.approx(eta, rel=1e-6)
+        if i == 0:
+            continue
+        recent = sorted(r["dt_ms"] / 1000 for r in steps[max(1, i - 19):i + 1])
+        left = (60 - rec["iter"]) * recent[len(recent) // 2]
+        evals = eta_seconds(rec["iter"], 60, 30, 0.0, 1.0)
+        assert evals == (2 if rec["iter"] <= 30 else 1)
+        assert rec["eta_s"] > left  # an evaluation is still to come on every line, the last included
+        per_eval.setdefault(rec["iter"] <= 30, []).append((rec["eta_s"] - left) / evals)
         s = int(rec["eta_s"])
         assert line.endswith(f", {100 * rec['iter'] / 60:.1f}% done, ETA {s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}")
-    assert ", 50.0% done, ETA 0:00:" in lines[29] and lines[-1].endswith(", 100.0% done, ETA 0:00:00")
+        assert rec["progress"] == rec["iter"] / 60
+    for costs in per_eval.values():  # one measured cost per evaluation, the same on every line it applies to
+        assert max(costs) == pytest.approx(min(costs), rel=1e-6, abs=1e-9) and min(costs) > 0
+
+
+def test_eta_counts_the_evaluations_still_to_come():
+    # nanoGPT's Shakespeare ratio: an evaluation every 250 iterations, 5000 in all
+    assert eta_seconds(25, 5000, 250, 1.0, 0.0) == 4975
+    assert eta_seconds(25, 5000, 250, 0.0, 1.0) == 20  # at 250, 500, ..., 5000
+    assert eta_seconds(250, 5000, 250, 0.0, 1.0) == 20  # the step that reached 250: its evaluation is next
+    assert eta_seconds(251, 5000, 250, 0.0, 1.0) == 19
+    assert eta_seconds(5000, 5000, 250, 1.0, 7.0) == 7.0  # the last step done: the final evaluation is left
+    assert eta_seconds(100, 100, 250, 1.0, 3.0) == 3.0  # max_iters not a multiple: one at the end
 
 
 @pytest.mark.slow

@@ -191,8 +191,10 @@ def load_split(data_dir, split, meta, block_size, length_bands=1, qa_share=0.0, 
         if block_size < 8:
             raise ValueError(f"span corruption needs block_size >= 8 (got {block_size})")
         lines = split_on(np.asarray(open_tokens(data_dir, split, meta), dtype=np.int64), meta["newline"])
-        span = SpanCorruption([d for d in lines if len(d) >= 4], block_size, length_bands, random_windows)
-        if split != "train" or not qa_share:  # val stays the documents alone: its loss compares with a plain run's
+        # val stays the documents alone, each from its beginning: its loss compares with a plain run's
+        span = SpanCorruption([d for d in lines if len(d) >= 4], block_size, length_bands,
+                              random_windows and split == "train")
+        if split != "train" or not qa_share:
             return span
         if "qa_tokens" not in meta:
             raise ValueError(f"{data_dir} holds no questions to mix in (qa.bin, for --qa_share); {prepare_hint(data_dir)}")

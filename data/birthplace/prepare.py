@@ -106,7 +106,7 @@ def main(argv=None):
     meta = write_dataset(folder, encode("wiki.txt"), encode("wiki.txt"), objective="span_corruption",
                          questions={k: f"../finetune/{v}" for k, v in files.items()}, **common)
     # the questions that mixed training may show pretraining: the finetune's, never the holdout's or dev's
-    n_qa, top = write_tokens(os.path.join(folder, "qa.bin"), encode_lines(train_q), meta["dtype"])
+    n_qa, top = write_tokens(os.path.join(folder, "qa.bin"), encode_lines(train_q), meta["dtype"], meta["vocab_size"])
     write_meta(folder, dict(meta, qa_tokens=n_qa, max_token_id=max(meta["max_token_id"], top)))
     print(f"pretrain: {sum(1 for line in wiki.split(chr(10)) if line):,} documents, {len(wiki):,} characters; "
           f"{len(train_q):,} questions to mix in")

@@ -242,7 +242,7 @@ def tokenize_all(chunks, spec, args, vocab_size, dtype, source):
     skipped = dict.fromkeys(SKIP_REASONS, 0)
     bar = tqdm(unit=" docs", unit_scale=True, mininterval=1.0, disable=None)  # disable=None: off when not a terminal
     t0, n_tokens = time.time(), 0
-    with TokenWriter(args.out_dir, vocab_size) as writer:
+    with TokenWriter(args.out_dir, vocab_size, spec) as writer:
         results = ordered_pool_map(encode_chunk, chunks, args.num_proc, init_worker,
                                    (spec, args.out_dir, args.text_key, dtype))
         for ids, doc_lens, skips in results:

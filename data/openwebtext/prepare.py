@@ -75,7 +75,7 @@ def main(argv=None):
                            remove_columns=ds.column_names, desc="tokenizing",
                            fn_kwargs=dict(spec=spec, base_dir=args.out_dir, text_key=args.text_key, dtype=dtype))
         skipped = Counter()
-        with TokenWriter(args.out_dir, tok.vocab_size) as writer:
+        with TokenWriter(args.out_dir, tok.vocab_size, spec) as writer:
             for table in tokenized.with_format("arrow").iter(batch_size=10_000):
                 ids = table["ids"].combine_chunks()  # list array: one list of ids per document
                 lens = np.diff(ids.offsets.to_numpy())  # tokens per row; 0 for a skipped one

@@ -126,7 +126,7 @@ def main(argv=None):
                         os.path.join(args.out_dir, spec["file"]))
         tok = Tokenizer(spec, args.out_dir)
         print(f"trained a byte-level BPE with {args.vocab_size:,} tokens on the {args.train_split} split")
-        with TokenWriter(args.out_dir, args.vocab_size) as writer:
+        with TokenWriter(args.out_dir, args.vocab_size, spec) as writer:
             for split, name in (("train", args.train_split), ("val", args.val_split)):
                 for batch in batches(articles(split_lines(args, name))):
                     writer.write(*tok.encode_documents(batch, dtype_for_vocab(args.vocab_size)), split=split)
