@@ -30,8 +30,8 @@ from dataclasses import fields
 import numpy as np
 import torch
 
-from data.common import (GPT2_BPE, Tokenizer, dataset_dir, describe_tokenizer, find_meta, same_tokenizer,
-                         tokenizer_identity)
+from data.common import dataset_dir, describe_tokenizer
+from data.tokenizer import GPT2_BPE, Tokenizer, find_meta, same_tokenizer, tokenizer_identity
 from model import GPT, GPTConfig
 
 

@@ -43,23 +43,23 @@ How each task scores, and the figures to expect: docs/evaluation.md.
 import contextlib
 import importlib.machinery
 import importlib.util
-import json
 import math
 import os
-import re
 import sys
-from collections import defaultdict
 
-import numpy as np
 import torch
-import torch.nn.functional as F
-from tqdm import tqdm
 
 from checkpoint import checkpoint_tokenizer, load_model
 from configurator import configure
-from data.common import DataError, Tokenizer, check_token_ids, dataset_dir, download, load_meta, open_tokens
+from data.common import DataError, check_token_ids, dataset_dir, load_meta, open_tokens
+from data.fetch import download
 from data.loader import estimate_loss, open_batches
+from data.tokenizer import Tokenizer
 from device import autocast_context, resolve_device, resolve_dtype, setup_device
+from evals.bpb import bits_per_byte
+from evals.harness import harness_lm
+from evals.hellaswag import HELLASWAG_CHECKSUM, HELLASWAG_URL, hellaswag_counts, read_hellaswag
+from evals.probe import PERSON, accuracy, answer, names_place, question_files, read_questions, recall, show_accuracy
 from quantize import quantize_error, quantize_model
 
 # ----------------------------------------------------------------------------- config
@@ -92,238 +92,7 @@ quantize = "none"  # any task: weights 'none' (fp32), 'bf16' or 'int8' (quantize
 TASKS = ("loss", "bpb", "qa", "recall", "hellaswag", "lm_eval")
 
 
-def progress(what, total, unit):
-    """A tqdm bar for a long pass, to be updated by hand: on rank 0 only, and only when stderr is a
-    terminal (tqdm's disable=None), so a log or a pipe gets no bar."""
-    return tqdm(total=total, desc=what, unit=unit, leave=False,
-                disable=None if int(os.environ.get("RANK", 0)) == 0 else True)
-
-
-# ----------------------------------------------------------------------------- qa
-
-def read_questions(path):
-    """A file of "question" or "question<TAB>answer" lines -> (questions, answers or None)."""
-    with open(path, encoding="utf-8") as f:
-        rows = [line.rstrip("\n").split("\t") for line in f if line.strip()]
-    if any(len(r) > 2 for r in rows) or len({len(r) for r in rows}) > 1:
-        raise ValueError(f"{path}: every line must be 'question' or every line 'question<TAB>answer'")
-    questions = [r[0] for r in rows]
-    return questions, ([r[1] for r in rows] if rows and len(rows[0]) == 2 else None)
-
-
-def parse_answer(completion, mask):
-    """The text the model wrote after the question's mask, up to the next mask (or the end)."""
-    return completion.split(mask)[0]
-
-
-def accuracy(predicted, answers):
-    """(correct, total) by exact match."""
-    if len(predicted) != len(answers):
-        raise ValueError(f"{len(predicted)} predictions for {len(answers)} answers")
-    return sum(p == a for p, a in zip(predicted, answers)), len(answers)
-
-
-@torch.no_grad()
-def greedy(model, prompts, device, max_new_tokens, eos_token=None, what="a prompt"):
-    """Greedy continuations of token-id prompts: prompts of the same length share one batch (no
-    padding needed). Decoded in fp32 whatever --dtype says: the argmax of bf16 logits flips on
-    near-ties, and the results must not depend on the device they were computed on. Returns
-    each prompt's new ids."""
-    block = model.config.block_size
-    by_length = defaultdict(list)
-    for i, p in enumerate(prompts):
-        by_length[len(p)].append(i)
-    out = [[] for _ in prompts]
-    with progress("greedy decoding", len(prompts), "prompts") as bar:
-        for n, rows in by_length.items():
-            if n >= block:
-                raise ValueError(f"{what} of {n} tokens leaves no room to continue in block_size={block}")
-            x = torch.tensor([prompts[i] for i in rows], dtype=torch.long, device=device)  # (B, n)
-            with torch.autocast(device.split(":")[0], enabled=False):  # fp32, even inside a caller's autocast
-                y = model.generate(x, min(block - n, max_new_tokens), temperature=0.0,
-                                   eos_token=eos_token)  # (B, n + new)
-            for i, row in zip(rows, y[:, n:].tolist()):
-                out[i] = row
-            bar.update(len(rows))
-    return out
-
-
-def answer(model, tok, mask, questions, device, max_new_tokens=32):
-    """Greedy answers to questions, each from "question⁇" up to the next mask."""
-    rows = greedy(model, [tok.encode(q) + [mask] for q in questions], device, max_new_tokens, mask, "a question")
-    return [parse_answer(tok.decode(r), tok.decode([mask])) for r in rows]
-
-
-def question_files(meta, ddir, name):
-    """--questions: a path, or a name the dataset's meta.json gives a file for; '' is the dataset's
-    dev file and test inputs (the knowledge probe's two). Returns a list of paths. Raises ValueError."""
-    named = meta.get("questions", {})
-    wanted = [name] if name else [n for n in ("dev", "test") if n in named]
-    if not wanted:
-        raise ValueError(f"{ddir}/meta.json names no question files; give --questions=FILE")
-    paths = []
-    for n in wanted:
-        if n in named:
-            paths.append(os.path.normpath(os.path.join(ddir, named[n])))
-        elif os.path.isfile(n) or os.sep in n or "." in n:
-            paths.append(n)  # a path (a missing one fails when read, with its name)
-        else:
-            raise ValueError(f"--questions={n} is neither a file nor one of {ddir}/meta.json's "
-                             f"{', '.join(named) or 'question files (it has none)'}")
-    return paths
-
-
-PERSON = re.compile(r"Where was (.+) born\?")
-
-
-def names_place(text, place):
-    """Whether place appears in text as whole words and not inside a longer name: "London" is
-    named by "born in London ." and "born in London , England", but not by "New London",
-    "Londonderry" or "London Bridge" (another capitalised word joined by one space)."""
-    for m in re.finditer(re.escape(place), text):
-        before, after = text[:m.start()], text[m.end():]
-        if re.search(r"\w$", before) or re.match(r"\w", after):
-            continue  # part of a longer word
-        if re.search(r"[A-Z]\w*\s$", before) or re.match(r"\s[A-Z]", after):
-            continue  # part of a longer capitalised name
-        return True
-    return False
-
-
-def recall(model, tok, mask, people, device, max_new_tokens=None):
-    """Greedy continuations of "Name." (how wiki.txt starts a person's paragraph), cut at the
-    paragraph's end or the first mask: what a span-corruption model writes about each person."""
-    rows = greedy(model, [tok.encode(p + ".") for p in people], device,
-                  max_new_tokens or model.config.block_size, what="a name")
-    stop = f"[{re.escape(tok.decode([mask]))}\n]"
-    return [re.split(stop, tok.decode(r))[0].split("□")[0] for r in rows]
-
-
-def show_accuracy(name, correct, total):
-    print(f"{name}: {correct}/{total} correct = {100 * correct / total:.1f}%")
-
-
-# ----------------------------------------------------------------------------- bpb
-
-def all_reduce_sum(values, device, world_size):
-    """A list of numbers summed over the ranks (unchanged with one process)."""
-    t = torch.tensor(values, dtype=torch.float64, device=device)
-    if world_size > 1:
-        torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.SUM)
-    return t.tolist()
-
-
-@torch.no_grad()
-def bits_per_byte(model, tokens, tok, batch_size, ctx, rank=0, world_size=1):
-    """One full pass over a token stream (a split's memmap): consecutive windows of block_size
-    predict every token but the first exactly once (the last window may be shorter). Returns
-    {"loss", "perplexity"} per token and "bpb": the total nats over the UTF-8 bytes of the text the
-    scored tokens decode to, over ln 2. Bytes, unlike tokens, mean the same for every tokenizer,
-    so a character model and a BPE model compare. Windows are dealt out over the ranks."""
-    device = next(model.parameters()).device
-    T, n = model.config.block_size, len(tokens) - 1  # n: the tokens that get scored
-    windows = [(s, min(T, n - s)) for s in range(0, n, T)][rank::world_size]  # (start, tokens it predicts)
-    nats = torch.zeros((), dtype=torch.float64, device=device)
-    with progress("bits per byte", len(windows), "windows") as bar:
-        for t in sorted({t for _, t in windows}):  # two lengths at most: T and the last window's
-            group = [s for s, length in windows if length == t]
-            for i in range(0, len(group), batch_size):
-                xy = np.stack([tokens[s:s + t + 1].astype(np.int64) for s in group[i:i + batch_size]])  # (B, t + 1)
-                xy = torch.from_numpy(xy).to(device)
-                with ctx:
-                    logits, _ = model(xy[:, :-1])  # (B, t, V)
-                nats += F.cross_entropy(logits.float().flatten(0, 1), xy[:, 1:].flatten(), reduction="sum").double()
-                bar.update(len(xy))
-    nats = all_reduce_sum([nats.item()], device, world_size)[0]
-    n_bytes = len(tok.decode(tokens[1:].tolist()).encode("utf-8"))
-    return {"loss": nats / n, "perplexity": math.exp(nats / n), "bpb": nats / n_bytes / math.log(2),
-            "tokens": n, "bytes": n_bytes}
-
-
-# ----------------------------------------------------------------------------- scoring continuations
-
-@torch.no_grad()
-def score_continuations(model, pairs):
-    """pairs of (context ids, continuation ids) -> one (log-probability of the continuation given
-    the context, whether it is the greedy continuation) per pair, in fp32. The pairs share one
-    right-padded forward: padding sits after every scored position, so causal attention never
-    lets it change a score. A pair longer than block_size + 1 keeps its last tokens."""
-    device = next(model.parameters()).device
-    block = model.config.block_size
-    if any(len(x) > block for _, x in pairs):
-        raise ValueError(f"a continuation is longer than block_size={block}: the model cannot score it in one window")
-    rows = [(c + x)[-(block + 1):] for c, x in pairs]
-    T = max(len(r) for r in rows) - 1
-    inp = torch.zeros(len(rows), T, dtype=torch.long)
-    for i, r in enumerate(rows):
-        inp[i, :len(r) - 1] = torch.tensor(r[:-1])
-    with torch.autocast(device.type, enabled=False):  # fp32 whatever the caller's autocast says
-        logp = F.log_softmax(model(inp.to(device))[0].float(), dim=-1)  # (B, T, V)
-    out = []
-    for i, ((_, cont), r) in enumerate(zip(pairs, rows)):
-        k = len(cont)
-        where = torch.arange(len(r) - 1 - k, len(r) - 1, device=device)  # the positions that predict cont
-        target = torch.tensor(cont, device=device)
-        lp = logp[i, where]  # (k, V)
-        out.append((lp.gather(1, target[:, None]).sum().item(), bool((lp.argmax(-1) == target).all())))
-    return out
-
-
-def rolling_pairs(ids, prefix, block):
-    """A text of any length as (context, continuation) windows that together predict every token
-    once, each with up to block_size tokens of context: the first window reads prefix (the
-    end-of-text token) then the text; later windows predict the next block_size tokens, and the
-    last one reads the whole block before its tokens. lm-evaluation-harness's rolling windows."""
-    ids = list(ids)
-    first = min(block, len(ids))
-    pairs = [([prefix], ids[:first])]
-    done = first
-    while done < len(ids):
-        end = min(done + block, len(ids))
-        pairs.append((ids[max(0, end - block - 1):done], ids[done:end]))
-        done = end
-    return pairs
-
-
 # ----------------------------------------------------------------------------- hellaswag
-
-# HellaSwag's validation file at a pinned commit of its repository (the version of 2019-05-29), and
-# the git blob id that the repository's tree gives it there (data.common.checksum_of)
-HELLASWAG_URL = ("https://raw.githubusercontent.com/rowanz/hellaswag/"
-                 "a29ff8e9a04bba4bd6588223785ce105328adc57/data/hellaswag_val.jsonl")
-HELLASWAG_CHECKSUM = "git-blob:0f5ee25d72216f12317d5d8a7b92deafa423d81e"
-
-
-def read_hellaswag(path):
-    """HellaSwag's JSON lines as published: ind, activity_label, ctx_a, ctx_b, ctx, endings (4),
-    source_id, split, split_type, label (the right ending's index). Returns the examples."""
-    with open(path, encoding="utf-8-sig") as f:
-        examples = [json.loads(line) for line in f if line.strip()]
-    for ex in examples:
-        if not {"ctx", "endings", "label"} <= ex.keys() or len(ex["endings"]) != 4:
-            raise ValueError(f"{path} is not HellaSwag: each line needs ctx, 4 endings and a label "
-                             f"(example ind={ex.get('ind')})")
-    return examples
-
-
-def hellaswag_counts(model, tok, examples, rank=0, world_size=1):
-    """[correct by summed loss, correct by mean loss per ending token, examples] over this rank's
-    share of the examples (every world_size-th), all-reduced over the ranks. Each example is one
-    forward of 4 rows: the context followed by each ending (" " + ending, as the text reads)."""
-    counts = [0, 0, 0]
-    mine = examples[rank::world_size]
-    with progress("hellaswag", len(mine), "examples") as bar:
-        for ex in mine:
-            ctx = tok.encode(ex["ctx"])
-            ends = [tok.encode(" " + e) for e in ex["endings"]]
-            logps = [lp for lp, _ in score_continuations(model, [(ctx, e) for e in ends])]
-            label = int(ex["label"])
-            counts[0] += int(np.argmax(logps)) == label  # the lowest summed loss
-            counts[1] += int(np.argmax([lp / len(e) for lp, e in zip(logps, ends)])) == label  # lowest mean loss
-            counts[2] += 1
-            bar.update(1)
-    return all_reduce_sum(counts, next(model.parameters()).device, world_size)
-
 
 def hellaswag_file():
     """--input, else hellaswag_val.jsonl downloaded (once) to data/hellaswag/."""
@@ -335,68 +104,6 @@ def hellaswag_file():
 
 
 # ----------------------------------------------------------------------------- lm_eval
-
-def harness_lm(model, tok, batch_size=16):
-    """model and tok as an lm-evaluation-harness LM (TemplateLM: the harness splits each request
-    into context and continuation ids as it does for Hugging Face models, then calls
-    _loglikelihood_tokens). Built on gptlab's own GPT and tokenizer, so every flag works."""
-    from lm_eval.api.model import TemplateLM
-
-    block = model.config.block_size
-
-    class GptlabLM(TemplateLM):
-        @property
-        def eot_token_id(self):
-            return tok.eot
-
-        def tok_encode(self, string, add_special_tokens=None, **kwargs):
-            return tok.encode(string)
-
-        def _loglikelihood_tokens(self, requests, disable_tqdm=False, **kwargs):
-            pairs = [(c, x) for _, c, x in requests]
-            batches = (pairs[i:i + batch_size] for i in range(0, len(pairs), batch_size))
-            return [r for batch in batches for r in score_continuations(model, batch)]
-
-        def loglikelihood_rolling(self, requests, disable_tqdm=False):
-            out = []
-            for (text,) in (r.args for r in requests):
-                ids = tok.encode(text)
-                if tok.eot is None:  # nothing to read before the first token: it goes unscored
-                    ids, prefix = ids[1:], ids[0]
-                else:
-                    prefix = tok.eot
-                pairs = rolling_pairs(ids, prefix, block) if ids else []
-                out.append(sum(lp for lp, _ in self._loglikelihood_tokens([(None, c, x) for c, x in pairs])))
-            return out
-
-        def generate_until(self, requests, disable_tqdm=False):
-            return [generate_until(model, tok, context, kw) for context, kw in (r.args for r in requests)]
-
-    return GptlabLM()
-
-
-@torch.no_grad()
-def generate_until(model, tok, context, gen_kwargs):
-    """Greedy (or sampled, when gen_kwargs says so) text after context, with the KV cache, cut at
-    the first of gen_kwargs["until"] (stop strings) or the end-of-text token."""
-    until = gen_kwargs.get("until") or []
-    until = [until] if isinstance(until, str) else list(until)
-    max_new = gen_kwargs.get("max_gen_toks", 256)
-    temperature = gen_kwargs.get("temperature", 0.0) if gen_kwargs.get("do_sample", False) else 0.0
-    device = next(model.parameters()).device
-    x = torch.tensor([tok.encode(context)[-model.config.block_size:]], dtype=torch.long, device=device)  # (1, T)
-    ids, text = [], ""
-    with torch.autocast(device.type, enabled=False):
-        for nxt in model.stream(x, max_new, temperature=temperature, use_cache=True, eos_token=tok.eot):
-            if tok.eot is not None and nxt.item() == tok.eot:
-                break
-            ids.append(nxt.item())
-            text = tok.decode(ids)
-            if any(s in text for s in until):
-                break
-    cut = min([text.find(s) for s in until if s in text], default=len(text))
-    return text[:cut]
-
 
 def run_lm_eval(model, tok):
     """lm_eval.simple_evaluate on --lm_eval_tasks; prints the harness's table, returns its results."""

@@ -35,8 +35,9 @@ import torch
 
 from checkpoint import (clear_run, evaluation_at, existing_run, run_info, rng_state, save_checkpoint, seed_rank,
                         set_rng_state, start_from)
-from data.common import DataError, dataset_dir, load_meta, tokenizer_record
+from data.common import DataError, dataset_dir, load_meta
 from data.loader import estimate_loss, open_batches
+from data.tokenizer import tokenizer_record
 from device import (autocast_context, bf16_warning, cpu_has_bf16, dtype_error, lookup_peak_flops, resolve_device,
                     resolve_dtype, setup_device)
 from model import GPTConfig

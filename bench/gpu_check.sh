@@ -42,7 +42,7 @@ last() { grep -E "$1" "$2" | tail -1 || true; }  # the last line of a log that m
 "$PY" - "$WORK/data" > /dev/null <<'EOF'
 import sys
 from pydoc_data.topics import topics
-from data.common import write_char_dataset
+from data.writer import write_char_dataset
 write_char_dataset(sys.argv[1], "\n\n".join(topics[k] for k in sorted(topics)), source="pydoc_data.topics")
 EOF
 COMMON=(--data_dir="$WORK/data" --device="$DEV" --eval_iters=4 --log_interval=1 --gradient_accumulation_steps=1)

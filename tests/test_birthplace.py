@@ -12,8 +12,9 @@ import torch
 
 from conftest import fixture, in_process, run
 from data.birthplace.batches import MASK, PAD, QA, SpanCorruption, corrupt, qa_example, span_corruption_example
-from data.common import Tokenizer, load_meta
-from evaluate import accuracy, parse_answer, read_questions
+from data.common import load_meta
+from data.tokenizer import Tokenizer
+from evals.probe import accuracy, parse_answer, read_questions
 from model import GPT, GPTConfig
 from checkpoint import load_checkpoint
 from data.loader import open_batches
@@ -247,7 +248,7 @@ def test_pretrain_finetune_evaluate_pipeline(bp_data, tmp_path, attention):
     both, only_s, only_a, neither = (int(printed.split(k)[1].split(",")[0].split()[0]) for k in
                                      ("stored and answered ", "stored only ", "answered only ", "neither "))
     assert both + only_s == stored and both + only_a == answered and both + only_s + only_a + neither == 50
-    from evaluate import names_place
+    from evals.probe import names_place
     with open(os.path.join(pre, "holdout.recall.txt"), encoding="utf-8") as f:
         rows = [line.rstrip("\n").split("\t") for line in f]
     assert len(rows) == 50 and sum(int(h) for _, _, h in rows) == stored
@@ -294,7 +295,7 @@ def test_holdout_is_a_fixed_part_of_the_training_questions(bp_data, tmp_path):
 
 
 def test_question_files_by_name_from_meta(bp_data):
-    from evaluate import question_files
+    from evals.probe import question_files
     folder, _ = bp_data
     fin = os.path.join(folder, "finetune")
     meta = load_meta(fin)
@@ -312,7 +313,7 @@ def test_question_files_by_name_from_meta(bp_data):
 
 
 def test_names_place_whole_words_only():
-    from evaluate import names_place
+    from evals.probe import names_place
     assert names_place(" Jo Bloggs was born in London .", "London")
     assert names_place(" a painter born in London , England , in 1901", "London")
     assert names_place("London is where he was born", "London")
@@ -342,7 +343,7 @@ class ScriptedModel(torch.nn.Module):
 
 
 def test_recall_cuts_each_continuation_at_the_paragraph_end_or_mask(bp_data):
-    from evaluate import names_place, recall
+    from evals.probe import names_place, recall
     folder, _ = bp_data
     tok = Tokenizer.from_meta(load_meta(os.path.join(folder, "pretrain")))
     said = {"Ada Lovelace": " Ada Lovelace was born in London .\nLater text in Paris",

@@ -12,7 +12,8 @@ import torch
 from checkpoint import load_checkpoint
 from conftest import in_process, run
 from data.birthplace.batches import MASK, PAD, Mixed, SpanCorruption, corrupt, load_split
-from data.common import Tokenizer, load_meta
+from data.common import load_meta
+from data.tokenizer import Tokenizer
 from data.loader import open_batches
 from checkpoint import read_log
 

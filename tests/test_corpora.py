@@ -21,7 +21,8 @@ import data.openwebtext.prepare as openwebtext
 import data.shakespeare_char.prepare as shakespeare_char
 import data.wikitext.prepare as wikitext
 from conftest import exit_message, fixture, in_process, quietly, run
-from data.common import Tokenizer, load_meta, open_tokens
+from data.common import load_meta, open_tokens
+from data.tokenizer import Tokenizer
 
 TINY = ["--device=cpu", "--dtype=float32", "--n_layer=2", "--n_head=2", "--n_embd=32", "--block_size=32", "--batch_size=4",
         "--gradient_accumulation_steps=1", "--eval_iters=2", "--eval_interval=5", "--max_iters=5",
@@ -372,7 +373,7 @@ def test_gpt2_bpe_without_its_files_offline_is_one_line(tmp_path, monkeypatch, n
 
     import data.don.prepare as don
     import data.shakespeare.prepare as shakespeare
-    from data.common import Tokenizer
+    from data.tokenizer import Tokenizer
     monkeypatch.setattr(tiktoken.registry, "ENCODINGS", {})  # nothing loaded in this process yet
     monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path / "empty_cache"))
     for main, text in [(shakespeare.main, "tinyshakespeare.txt"), (don.main, "don_quixote_pg996_slice.txt")]:
@@ -403,7 +404,7 @@ def test_download_checks_sha256_and_git_blob_ids_and_keeps_no_bad_bytes(tmp_path
     import shutil
     import subprocess
 
-    from data.common import checksum_of, download
+    from data.fetch import checksum_of, download
     src = tmp_path / "src.jsonl"
     data = '{"ctx": "caf\u00e9"}\r\n'.encode() * 300
     src.write_bytes(data)

@@ -263,8 +263,8 @@ def test_cached_attention_reads_the_whole_buffer_with_a_mask_and_gqa_copies_no_c
 
 def test_evaluate_answers_in_fp32_whatever_the_dtype(monkeypatch):
     """Greedy answers do not run under autocast: the same argmax on every device."""
-    import evaluate
-    from data.common import Tokenizer
+    from data.tokenizer import Tokenizer
+    from evals import probe
     states = []
     real = GPT.forward
 
@@ -277,7 +277,7 @@ def test_evaluate_answers_in_fp32_whatever_the_dtype(monkeypatch):
     with torch.autocast("cpu", dtype=torch.bfloat16):  # as if evaluate.py ran with --dtype=bfloat16
         torch.manual_seed(0)
         model = GPT(GPTConfig(n_layer=1, n_head=2, n_embd=16, block_size=16, vocab_size=5)).eval()
-        out = evaluate.answer(model, tok, 1, ["ab?", "ba?", "a?"], "cpu", max_new_tokens=3)
+        out = probe.answer(model, tok, 1, ["ab?", "ba?", "a?"], "cpu", max_new_tokens=3)
         assert torch.is_autocast_enabled("cpu")  # the caller's autocast is left as it was
     assert len(out) == 3 and len(states) >= 2 and not any(states)
 

@@ -13,7 +13,9 @@ import torch
 
 import checkpoint
 from conftest import TINY_TRAIN, exit_message, fixture, in_process, quietly, run
-from data.common import DataError, load_meta, open_tokens, same_tokenizer, tokenizer_identity, write_dataset
+from data.common import DataError, load_meta, open_tokens
+from data.tokenizer import same_tokenizer, tokenizer_identity
+from data.writer import write_dataset
 from data.loader import get_batch
 
 FEW = TINY_TRAIN + ["--max_iters=2", "--eval_interval=2", "--eval_iters=1"]
@@ -354,7 +356,7 @@ def test_export_refuses_a_data_dir_of_another_tokenizer(char_data, few_run, tmp_
 
 
 def test_token_ids_past_the_vocabulary_are_refused_before_the_cast(tmp_path):
-    from data.common import TokenWriter
+    from data.writer import TokenWriter
     with pytest.raises(DataError, match=r"token id 70000 is outside the vocabulary of 50257 ids of tiktoken's gpt2"):
         with TokenWriter(str(tmp_path / "w"), 50257, {"kind": "tiktoken", "name": "gpt2"}) as w:
             w.write(np.array([5, 70000, 7, 9]), np.array([4]))  # as uint16, 70000 would be 4464

@@ -10,7 +10,8 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-from data.common import DataError, strip_gutenberg  # noqa: E402
+from data.common import DataError  # noqa: E402
+from data.fetch import strip_gutenberg  # noqa: E402
 from data.don.prepare import main as prepare_don  # noqa: E402
 from data.don_char.prepare import main as prepare_don_char  # noqa: E402
 

@@ -18,7 +18,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import evaluate  # noqa: E402
 from conftest import exit_message, in_process  # noqa: E402
 from data import common  # noqa: E402
-from data.common import Tokenizer  # noqa: E402
+from data.tokenizer import Tokenizer  # noqa: E402
+from evals import bpb, harness, hellaswag, probe, scoring  # noqa: E402
 from model import GPT, GPTConfig  # noqa: E402
 
 CHARS = "\n !',.:;?abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -44,7 +45,7 @@ def test_bpb_of_a_char_model_on_ascii_is_loss_over_ln2():
     tok = Tokenizer({"kind": "char", "chars": CHARS})
     ids = np.array(tok.encode(TEXT * 2), dtype=np.uint16)  # 154 tokens: 9 full windows of 16 and a short one
     model = tiny(len(CHARS))
-    r = evaluate.bits_per_byte(model, ids, tok, batch_size=4, ctx=contextlib.nullcontext())
+    r = bpb.bits_per_byte(model, ids, tok, batch_size=4, ctx=contextlib.nullcontext())
     assert r["tokens"] == r["bytes"] == len(ids) - 1  # ASCII: one byte per character
     assert r["bpb"] == r["loss"] / math.log(2)
     assert r["loss"] == pytest.approx(sum_nats_by_hand(model, ids.tolist()) / (len(ids) - 1), rel=1e-6)
@@ -56,7 +57,7 @@ def test_bpb_of_a_bpe_model_by_hand():
     text = "Señor Don Quixote — ¿qué? " * 3  # non-ASCII: bytes are not characters
     ids = tok.encode(text)
     model = tiny(tok.vocab_size, block_size=8)
-    r = evaluate.bits_per_byte(model, np.array(ids, dtype=np.uint16), tok, 3, contextlib.nullcontext())
+    r = bpb.bits_per_byte(model, np.array(ids, dtype=np.uint16), tok, 3, contextlib.nullcontext())
     n_bytes = len(tok.enc.decode_bytes(ids[1:]))
     assert r["bytes"] == n_bytes and n_bytes > len(tok.decode(ids[1:]))
     assert r["bpb"] == pytest.approx(sum_nats_by_hand(model, ids) / n_bytes / math.log(2), rel=1e-6)
@@ -65,7 +66,7 @@ def test_bpb_of_a_bpe_model_by_hand():
 def test_score_continuations_is_the_log_softmax_of_the_ending():
     model = tiny(len(CHARS))
     pairs = [([3, 4, 5], [6, 7]), ([8], [9, 10, 11, 12]), ([1] * 20, [2, 3])]  # the last is cut to block_size + 1
-    got = evaluate.score_continuations(model, pairs)
+    got = scoring.score_continuations(model, pairs)
     for (c, x), (lp, greedy) in zip(pairs, got):
         row = (c + x)[-17:]
         logp = F.log_softmax(model(torch.tensor([row[:-1]]))[0][0], -1)  # (T, V)
@@ -76,7 +77,7 @@ def test_score_continuations_is_the_log_softmax_of_the_ending():
 
 def test_rolling_pairs_predict_every_token_once_with_full_context():
     ids = list(range(100, 137))  # 37 tokens, block 16: windows predict 16, 16, 5
-    pairs = evaluate.rolling_pairs(ids, 0, 16)
+    pairs = scoring.rolling_pairs(ids, 0, 16)
     assert [len(x) for _, x in pairs] == [16, 16, 5]
     assert sum((x for _, x in pairs), []) == ids
     assert pairs[0][0] == [0] and all(len(c) + len(x) == 17 for c, x in pairs)
@@ -97,9 +98,9 @@ def test_long_passes_show_a_bar_on_rank_0_of_a_terminal_only(monkeypatch):
     for stderr, rank, shown in ((Terminal(), "0", True), (io.StringIO(), "0", False), (Terminal(), "1", False)):
         monkeypatch.setattr(sys, "stderr", stderr)
         monkeypatch.setenv("RANK", rank)
-        evaluate.bits_per_byte(model, ids, tok, 4, contextlib.nullcontext())
-        evaluate.hellaswag_counts(model, tok, examples)
-        evaluate.greedy(model, [[1, 2], [3], [4, 5]], "cpu", 3)  # qa's and recall's decoding
+        bpb.bits_per_byte(model, ids, tok, 4, contextlib.nullcontext())
+        hellaswag.hellaswag_counts(model, tok, examples)
+        probe.greedy(model, [[1, 2], [3], [4, 5]], "cpu", 3)  # qa's and recall's decoding
         bars = stderr.getvalue()
         for what in ("bits per byte", "/10 [", "hellaswag", "/3 [", "greedy decoding"):  # its name and total
             assert (what in bars) == shown, (rank, what, bars)
@@ -147,7 +148,7 @@ def test_hellaswag_acc_and_acc_norm_by_hand(tmp_path):
     acc = sum(int(np.argmax([by_hand(e) for e in ends])) == y for _, ends, y in examples)
     acc_norm = sum(int(np.argmax([by_hand(e) / (len(e) + 1) for e in ends])) == y for _, ends, y in examples)
     assert (acc, acc_norm) == (1, 2)  # example 0 right by both; example 1 only by the mean; example 2 by neither
-    counts = evaluate.hellaswag_counts(KnownLogits(logp), tok, evaluate.read_hellaswag(str(path)))
+    counts = hellaswag.hellaswag_counts(KnownLogits(logp), tok, hellaswag.read_hellaswag(str(path)))
     assert counts == [acc, acc_norm, 3]
 
 
@@ -155,7 +156,7 @@ def test_hellaswag_rejects_a_file_of_another_schema(tmp_path):
     path = tmp_path / "x.jsonl"
     path.write_text(json.dumps({"ctx": "a", "endings": ["b", "c"], "label": 0}) + "\n")
     with pytest.raises(ValueError, match="not HellaSwag"):
-        evaluate.read_hellaswag(str(path))
+        hellaswag.read_hellaswag(str(path))
 
 
 def test_hellaswag_counts_are_shared_out_over_ranks(tmp_path):
@@ -165,8 +166,8 @@ def test_hellaswag_counts_are_shared_out_over_ranks(tmp_path):
     rng = np.random.default_rng(0)
     examples = [{"ctx": "x", "endings": ["".join(rng.choice(list("abc"), rng.integers(1, 5))) for _ in range(4)],
                  "label": int(rng.integers(4))} for _ in range(9)]
-    whole = evaluate.hellaswag_counts(model, tok, examples)
-    parts = [evaluate.hellaswag_counts(model, tok, examples[r::2]) for r in range(2)]
+    whole = hellaswag.hellaswag_counts(model, tok, examples)
+    parts = [hellaswag.hellaswag_counts(model, tok, examples[r::2]) for r in range(2)]
     assert whole == [a + b for a, b in zip(*parts)] and whole[2] == 9
 
 
@@ -181,7 +182,7 @@ def test_lm_eval_adapter_equals_gptlabs_own_loss():
     pytest.importorskip("lm_eval")
     tok = Tokenizer({"kind": "tiktoken", "name": "gpt2"})
     model = tiny(tok.vocab_size, block_size=16)
-    lm = evaluate.harness_lm(model, tok, batch_size=2)
+    lm = harness.harness_lm(model, tok, batch_size=2)
     context, cont = "The knight of the sad", " countenance rode on"
     (lp, _), = lm.loglikelihood([Request(context, cont)])
     whole, c = tok.encode(context + cont), tok.encode(context)
@@ -210,7 +211,7 @@ def test_lm_eval_adapter_generates_greedily_until_a_stop_string():
     pytest.importorskip("lm_eval")
     tok = Tokenizer({"kind": "char", "chars": CHARS})
     model = tiny(len(CHARS))
-    lm = evaluate.harness_lm(model, tok)
+    lm = harness.harness_lm(model, tok)
     x = torch.tensor([tok.encode("Speak")])
     full = tok.decode(model.generate(x, 10, temperature=0.0, use_cache=False)[0, 5:].tolist())
     stop = full[3]

@@ -17,7 +17,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from checkpoint import load_checkpoint  # noqa: E402
-from data.common import write_char_dataset  # noqa: E402
+from data.writer import write_char_dataset  # noqa: E402
 from model import GPT, GPTConfig  # noqa: E402
 
 TINY = ["--device=cpu", "--dtype=float32", "--n_layer=2", "--n_head=2", "--n_embd=64", "--block_size=32",

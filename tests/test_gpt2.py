@@ -11,7 +11,7 @@ import torch
 import transformers
 
 from conftest import exit_message, in_process, run
-from data.common import load_nanogpt_meta_pkl
+from data.tokenizer import load_nanogpt_meta_pkl
 from model import GPT, GPTConfig
 from checkpoint import load_checkpoint, load_pretrained, upgrade_nanogpt_checkpoint
 
@@ -272,7 +272,7 @@ def test_hf_settings_we_do_not_implement_are_named():
 
 def test_streamed_text_decodes_each_token_once_and_waits_for_split_characters():
     import sample
-    from data.common import Tokenizer
+    from data.tokenizer import Tokenizer
     tok = Tokenizer({"kind": "tiktoken", "name": "gpt2"})
     text = "naïve café — 東京 🙂 done"
     ids = tok.encode(text)

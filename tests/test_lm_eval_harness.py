@@ -14,7 +14,7 @@ import torch
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 from checkpoint import save_checkpoint  # noqa: E402
-from data.common import GPT2_BPE, Tokenizer  # noqa: E402
+from data.tokenizer import GPT2_BPE, Tokenizer  # noqa: E402
 from model import GPT, GPTConfig  # noqa: E402
 
 ARGS = dict(n_layer=2, n_head=2, n_embd=32, block_size=64, vocab_size=50257, dropout=0.0)
@@ -102,7 +102,7 @@ sys.path.insert(0, {root!r})
 import lm_eval
 from lm_eval.tasks import TaskManager
 from checkpoint import load_model
-from evaluate import harness_lm
+from evals.harness import harness_lm
 
 model, tok, _ = load_model("resume", {run!r})
 out = {{}}

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import data
-from data.common import write_dataset
+from data.writer import write_dataset
 from data.loader import Examples, TokenWindows, import_batch_module, open_batches
 
 

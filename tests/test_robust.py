@@ -13,7 +13,7 @@ import torch
 
 import checkpoint
 from conftest import ROOT, TINY_TRAIN, copy_run, run
-from data.common import write_dataset
+from data.writer import write_dataset
 from model import GPT, GPTConfig
 
 ARGS = TINY_TRAIN + ["--dropout=0.0"]

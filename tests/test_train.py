@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from conftest import CHAR_RUN_ITERS, TINY_TRAIN, copy_run, exit_message, fixture, in_process, quietly, run
-from data.common import Tokenizer, load_meta, open_tokens
+from data.common import load_meta, open_tokens
+from data.tokenizer import Tokenizer
 from checkpoint import load_checkpoint
 from optim import eta_seconds, get_lr
 

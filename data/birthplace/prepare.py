@@ -38,7 +38,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 from data.birthplace.batches import MASK_CHAR, PAD_CHAR  # noqa: E402
-from data.common import write_dataset, write_meta, write_tokens  # noqa: E402
+from data.common import write_meta  # noqa: E402
+from data.writer import write_dataset, write_tokens  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FILES = ("wiki.txt", "birth_places_train.tsv", "birth_dev.tsv", "birth_test_inputs.tsv")

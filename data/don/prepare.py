@@ -21,8 +21,10 @@ import os
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-from data.common import (DON_QUIXOTE_CHECKSUM, DON_QUIXOTE_URL, GPT2_BPE, DataError, Tokenizer,  # noqa: E402
-                         read_gutenberg, write_dataset)
+from data.common import DataError  # noqa: E402
+from data.fetch import DON_QUIXOTE_CHECKSUM, DON_QUIXOTE_URL, read_gutenberg  # noqa: E402
+from data.tokenizer import GPT2_BPE, Tokenizer  # noqa: E402
+from data.writer import write_dataset  # noqa: E402
 
 
 def main(argv=None):

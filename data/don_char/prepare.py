@@ -20,7 +20,9 @@ import os
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-from data.common import DON_QUIXOTE_CHECKSUM, DON_QUIXOTE_URL, DataError, read_gutenberg, write_char_dataset  # noqa: E402
+from data.common import DataError  # noqa: E402
+from data.fetch import DON_QUIXOTE_CHECKSUM, DON_QUIXOTE_URL, read_gutenberg  # noqa: E402
+from data.writer import write_char_dataset  # noqa: E402
 
 
 def main(argv=None):

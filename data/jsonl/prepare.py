@@ -31,8 +31,10 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-from data.common import (SKIP_REASONS, DataError, TokenWriter, check_input_file, document_text,  # noqa: E402
-                         dtype_for_vocab, load_hf_dataset, ordered_pool_map, tokenizer_from_arg)
+from data.common import DataError, dtype_for_vocab  # noqa: E402
+from data.fetch import check_input_file, load_hf_dataset  # noqa: E402
+from data.tokenizer import tokenizer_from_arg  # noqa: E402
+from data.writer import SKIP_REASONS, TokenWriter, document_text, ordered_pool_map  # noqa: E402
 
 HF_BATCH = 1000  # records per task from a Hugging Face dataset
 
@@ -145,7 +147,7 @@ _worker = {}  # each worker's tokenizer and settings, set by init_worker
 
 
 def init_worker(spec, out_dir, text_key, dtype):
-    from data.common import Tokenizer
+    from data.tokenizer import Tokenizer
     os.environ["TOKENIZERS_PARALLELISM"] = "false"  # Hugging Face tokenizers: one thread per process
     _worker.update(tok=Tokenizer(spec, out_dir), text_key=text_key, dtype=dtype)
 

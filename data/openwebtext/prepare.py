@@ -24,8 +24,10 @@ from collections import Counter
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-from data.common import (SKIP_REASONS, DataError, Tokenizer, TokenWriter, document_text, dtype_for_vocab,  # noqa: E402
-                         load_hf_dataset, tokenizer_from_arg)
+from data.common import DataError, dtype_for_vocab  # noqa: E402
+from data.fetch import load_hf_dataset  # noqa: E402
+from data.tokenizer import Tokenizer, tokenizer_from_arg  # noqa: E402
+from data.writer import SKIP_REASONS, TokenWriter, document_text  # noqa: E402
 
 _worker = {}  # the Tokenizer of this worker process, built on first use
 

@@ -15,7 +15,8 @@ import os
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-from data.common import Tokenizer, write_dataset  # noqa: E402
+from data.tokenizer import Tokenizer  # noqa: E402
+from data.writer import write_dataset  # noqa: E402
 from data.shakespeare_char.prepare import read_text  # noqa: E402
 
 

@@ -25,8 +25,10 @@ import os
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-from data.common import (DataError, Tokenizer, TokenWriter, check_input_file, dtype_for_vocab,  # noqa: E402
-                         load_hf_dataset)
+from data.common import DataError, dtype_for_vocab  # noqa: E402
+from data.fetch import check_input_file, load_hf_dataset  # noqa: E402
+from data.tokenizer import Tokenizer  # noqa: E402
+from data.writer import TokenWriter  # noqa: E402
 
 HF_SPLITS = {"train": "train", "valid": "validation", "test": "test"}  # file name -> hub split name
 EOT = "<|endoftext|>"
