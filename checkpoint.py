@@ -13,7 +13,7 @@ A checkpoint is a dict saved with torch.save and read back with weights_only=Tru
 one never runs code: "model" (the plain module's state dict), "model_args" (GPTConfig fields),
 "optimizer" (a list, one state dict per optimizer), "scaler", "iter_num", "best_val_loss",
 "config" (every train.py key), "rng" (one entry per rank, with that rank's GPU generator),
-"batch_rng", "elapsed_s", and "tokenizer" (data.common.tokenizer_record of the dataset it
+"batch_rng", "elapsed_s", and "tokenizer" (data.tokenizer.tokenizer_record of the dataset it
 trained on: a run is never resumed, finetuned or sampled with another tokenizer's ids, and
 sample.py, evaluate.py and export.py need no dataset folder: checkpoint_tokenizer).
 """
@@ -263,7 +263,7 @@ def checkpoint_tokenizer(saved, vocab, source, data_dir="", meta=None, fallback=
     - data_dir given (a dataset, or any folder with a meta.json, nanoGPT's meta.pkl or a tokenizer.json;
       meta: its meta.json, if read already): that folder's tokenizer, which must be the one the
       checkpoint trained with (check_tokenizer); meta and folder are the dataset's.
-    - else the checkpoint's own record (data.common.tokenizer_record), which rebuilds it: no dataset
+    - else the checkpoint's own record (data.tokenizer.tokenizer_record), which rebuilds it: no dataset
       needed (meta {"vocab_size", "tokenizer"}, folder None).
     - else (a checkpoint from before the record could rebuild it) as before: the first of the
       fallback folders with a tokenizer, checked; else GPT-2's BPE for a GPT-2-sized vocabulary,

@@ -37,7 +37,8 @@ first mask ("London" does not match "New London"). With --finetuned=DIR it print
 what DIR's finetuned model answers to the same people's questions, so the gap between what is
 stored and what the question retrieves can be read off.
 bpb, hellaswag, qa and recall show a progress bar on a terminal (rank 0), none in a log.
-How each task scores, and the figures to expect: docs/evaluation.md.
+How each task scores, and the figures to expect: docs/evaluation.md. The tasks' code is in evals/,
+a module each; this file is the stage: settings, the model loaded once, the task chosen, printing.
 """
 
 import contextlib
@@ -52,13 +53,12 @@ import torch
 from checkpoint import checkpoint_tokenizer, load_model
 from configurator import configure
 from data.common import DataError, check_token_ids, dataset_dir, load_meta, open_tokens
-from data.fetch import download
 from data.loader import estimate_loss, open_batches
 from data.tokenizer import Tokenizer
 from device import autocast_context, resolve_device, resolve_dtype, setup_device
 from evals.bpb import bits_per_byte
 from evals.harness import harness_lm
-from evals.hellaswag import HELLASWAG_CHECKSUM, HELLASWAG_URL, hellaswag_counts, read_hellaswag
+from evals.hellaswag import hellaswag_counts, hellaswag_file, read_hellaswag
 from evals.probe import PERSON, accuracy, answer, names_place, question_files, read_questions, recall, show_accuracy
 from quantize import quantize_error, quantize_model
 
@@ -90,17 +90,6 @@ quantize = "none"  # any task: weights 'none' (fp32), 'bf16' or 'int8' (quantize
 # ------------------------------------------------------------------------------
 
 TASKS = ("loss", "bpb", "qa", "recall", "hellaswag", "lm_eval")
-
-
-# ----------------------------------------------------------------------------- hellaswag
-
-def hellaswag_file():
-    """--input, else hellaswag_val.jsonl downloaded (once) to data/hellaswag/."""
-    if input:
-        return input
-    dest = os.path.join(dataset_dir("hellaswag"), "hellaswag_val.jsonl")
-    os.makedirs(os.path.dirname(dest), exist_ok=True)
-    return download(HELLASWAG_URL, dest, HELLASWAG_CHECKSUM)
 
 
 # ----------------------------------------------------------------------------- lm_eval
@@ -331,7 +320,7 @@ def main():
             sys.exit("error: hellaswag needs a tokenizer that encodes any English text; this model is "
                      "character-level (use a GPT-2 BPE checkpoint or --init_from=gpt2)")
         try:
-            examples = read_hellaswag(hellaswag_file())
+            examples = read_hellaswag(hellaswag_file(input))
             correct, correct_norm, n = hellaswag_counts(model, tok, examples[:limit or None], rank, world_size)
         except (ConnectionError, OSError, ValueError) as e:
             sys.exit(f"error: {e}")

@@ -66,7 +66,7 @@ def write_gpt2_tokenizer(dest, model_max_length):
 
 
 def export_hf(ckpt, dest, tok):
-    """Write ckpt as a GPT2LMHeadModel folder at dest, with the tokenizer tok (a data.common.Tokenizer;
+    """Write ckpt as a GPT2LMHeadModel folder at dest, with the tokenizer tok (a data.tokenizer.Tokenizer;
     None: none). Raises ValueError naming the flags that GPT-2 cannot express."""
     known = {f.name for f in fields(GPTConfig)}
     cfg = GPTConfig(**{k: v for k, v in ckpt["model_args"].items() if k in known})

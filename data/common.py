@@ -1,5 +1,5 @@
 """
-What every dataset shares: the on-disk layout, the tokenizers, and downloads.
+What every dataset shares: the folder's format, and its checks where it is written and opened.
 
 A prepared dataset is a folder data/<name>/ holding
     train.bin, val.bin   raw token ids, uint16 (or uint32 when the vocabulary needs it),
@@ -10,11 +10,12 @@ The "tokenizer" entry is one of
     {"kind": "char", "chars": "..."}            id i is the i-th character
     {"kind": "tiktoken", "name": "gpt2"}        any tiktoken encoding
     {"kind": "hf", "file": "tokenizer.json"}    a trained Hugging Face tokenizer, beside meta.json
-A checkpoint records its dataset's tokenizer (tokenizer_record: the above, with a tokenizer.json's
-content), so a model can be sampled, evaluated and exported from its checkpoint alone.
+A checkpoint records its dataset's tokenizer (data/tokenizer.py's tokenizer_record: the above, with
+a tokenizer.json's content), so a model can be sampled, evaluated and exported from its checkpoint alone.
 
-prepare.py scripts write through write_dataset() or TokenWriter; train.py, sample.py and
-friends read through load_meta() and Tokenizer (batches: data/loader.py).
+prepare.py scripts write through write_dataset() or TokenWriter (data/writer.py); train.py,
+sample.py and friends read through load_meta() and Tokenizer (data/tokenizer.py; batches:
+data/loader.py). Raw text comes in through data/fetch.py.
 """
 
 import json
@@ -140,7 +141,7 @@ def check_token_ids(ids, vocab_size, path):
 
 
 def describe_tokenizer(ident):
-    """A tokenizer_identity in a few words, for error messages."""
+    """A tokenizer_identity (data/tokenizer.py) in a few words, for error messages (token_array's here)."""
     if ident.get("kind") == "char":
         chars = ident.get("chars") or ""
         return f"{len(chars)} characters {chars[:12]!r}{'...' if len(chars) > 12 else ''}"

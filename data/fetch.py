@@ -1,3 +1,10 @@
+"""
+Raw text for prepare scripts: downloads checked against a checksum (sha256, or the git blob id
+that a repository's tree lists), local input files checked for presence and UTF-8, Project
+Gutenberg books without their licence, and Hugging Face datasets. Each failure is one line: a
+DataError, or a ConnectionError offline that says to pass --input=PATH.
+"""
+
 import hashlib
 import os
 import urllib.request

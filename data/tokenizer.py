@@ -1,3 +1,11 @@
+"""
+Tokenizers: Tokenizer, one interface over every kind a meta.json names (char, tiktoken, hf: see
+data/common.py); what identifies a tokenizer, recorded in every checkpoint so that a model is
+never fed another tokenizer's ids (tokenizer_identity, tokenizer_record, same_tokenizer); a
+model's tokenizer found from its folders, nanoGPT's meta.pkl included (find_meta); and what a
+prepare script's --tokenizer names (tokenizer_from_arg).
+"""
+
 import os
 import shutil
 

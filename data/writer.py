@@ -1,3 +1,14 @@
+"""
+Token streams written into a dataset folder (its format: data/common.py), for data/*/prepare.py.
+A corpus that fits in memory goes through write_dataset() (write_char_dataset() for a character
+vocabulary). Corpora larger than memory (the Pile, OpenWebText, WikiText-103) are tokenized in
+pieces by worker processes that keep the input's order (ordered_pool_map) and appended to the
+bins as they come through a TokenWriter, so a prepare script's memory does not grow with its
+input; document_text says which records hold a usable document, and SKIP_REASONS why the others
+were skipped (meta.json counts them). Every id is checked against the vocabulary before the cast
+to the file's dtype.
+"""
+
 import multiprocessing
 import os
 import shutil
@@ -7,10 +18,6 @@ import numpy as np
 
 from data.common import DataError, dtype_for_vocab, token_array, write_meta
 
-# ----------------------------------------------------------- large corpora, streamed to disk
-# Corpora larger than memory (the Pile, OpenWebText, WikiText-103) are tokenized in pieces
-# and appended to the bins as they come through a TokenWriter, so a prepare script's memory
-# does not grow with its input. These helpers are shared by data/*/prepare.py.
 
 def write_tokens(path, ids, dtype, vocab_size=None, tokenizer=None):
     """Write token ids to path as raw dtype, through a temp file so a crash leaves no half file;

@@ -1,3 +1,12 @@
+"""
+Bits per byte: one full pass over a split, in consecutive windows of block_size that predict
+every token but the first exactly once. The summed loss in nats, over the UTF-8 bytes of the text
+the scored tokens decode to, over ln 2, compares models with different tokenizers, which the loss
+per token cannot (a GPT-2 token holds about four characters of English); the loss and perplexity
+per token come from the same pass. (--task=loss, on random batches, is data/loader.py's
+estimate_loss.) Details and figures: docs/evaluation.md#bpb-bits-per-byte.
+"""
+
 import math
 
 import numpy as np

@@ -1,3 +1,12 @@
+"""
+gptlab's GPT and tokenizer as an lm-evaluation-harness model, so any harness task runs on any
+checkpoint, whatever its flags and tokenizer: loglikelihood requests are scored by scoring.py
+(a batch in one right-padded forward), loglikelihood_rolling in its rolling windows, and
+generate_until decodes greedily with the KV cache up to a stop string. The harness (pip install
+lm-eval) is imported only when the adapter is built; evaluate.py --task=lm_eval drives it.
+Details: docs/evaluation.md#lm_eval-lm-evaluation-harness.
+"""
+
 import torch
 
 from evals.scoring import rolling_pairs, score_continuations

@@ -1,3 +1,19 @@
+"""
+The knowledge probe (Stanford CS224N's birthplace task): does a model store facts while
+pretraining, and does a question retrieve them after finetuning?
+
+qa      each question is answered greedily from "question⁇"; the answer is the text up to the
+        next "⁇" (parse_answer), scored by exact match with the gold answer (accuracy), beside
+        the baseline of answering one place every time ("London")
+recall  each person is prompted with "Name." as wiki.txt starts their paragraph; a hit is the
+        gold place named as whole words, not inside a longer name (names_place), before the
+        paragraph's end or the first mask
+
+Decoding is greedy and in fp32 (greedy), so an answer does not depend on the device. Questions
+come from a file of "question" or "question<TAB>answer" lines (read_questions), named by its path
+or by the dataset's meta.json (question_files). Figures: docs/birthplace.md.
+"""
+
 import os
 import re
 from collections import defaultdict

@@ -1,3 +1,8 @@
+"""
+What every task does under torchrun, where each rank measures its share of the examples or
+windows: a progress bar on rank 0 only, and the counts summed over the ranks.
+"""
+
 import os
 
 import torch

@@ -1,3 +1,10 @@
+"""
+Scoring a continuation: the log-probability a model gives a continuation's tokens after a
+context, in fp32, many pairs in one right-padded forward (score_continuations); and a text of any
+length cut into such pairs so that every token is scored once (rolling_pairs, the harness's rolling
+windows). HellaSwag and the lm-evaluation-harness adapter score through it.
+"""
+
 import torch
 import torch.nn.functional as F
 

@@ -5,7 +5,7 @@ encoding (tiktoken 'gpt2', 50257 tokens), to finetune GPT-2 on: config/finetune_
     python data/don/prepare.py                 # download (checks sha256)
     python data/don/prepare.py --input=PATH    # a local copy of pg996.txt
 
-The book is cleaned as data/don_char does it (data.common.strip_gutenberg: no byte-order
+The book is cleaned as data/don_char does it (data.fetch.strip_gutenberg: no byte-order
 mark, no licence header or footer, "\\n" line endings), then split 90/10 by characters and
 each part encoded. tiktoken downloads the GPT-2 vocabulary once; offline, point
 TIKTOKEN_CACHE_DIR at a folder holding its cache files. Writes train.bin, val.bin (uint16)
