@@ -25,6 +25,15 @@ cached steps of the first format.
     python bench.py config/train_shakespeare_char.py --mode=sample --device=cpu --dtype=float32
     python bench.py config/train_shakespeare_char.py --mode=sample --device=cpu --dtype=float32 --quantize=int8
 
+--mode=head times the LM head and its loss alone, forward and backward, on batch_size * block_size
+tokens of random n_embd-wide hidden states: the whole logits with F.cross_entropy (GPT.forward with
+--fused_loss=off), against the tiles of model.linear_cross_entropy (--fused_loss=on), each in a
+process of its own, with the peak memory each needs (see bench_head). docs/results.md, "The LM head
+and its loss", has the figures.
+
+    python bench.py config/train_tiny.py --mode=head --real_data=False --vocab_size=50257 --device=cpu \
+        --dtype=bfloat16 --num_steps=5 --warmup_steps=1
+
 Takes the model's flags (every GPTConfig field) and the keys below. A config file written for
 train.py works too: the keys that bench.py has no use for (out_dir, eval_interval, ...) are
 skipped. The batch and step code is the one train.py uses (data/loader.py, optim.py).
@@ -34,6 +43,7 @@ the peak of allocated GPU memory; run each setting in its own process, since pea
 """
 
 import copy
+import multiprocessing
 import os
 import resource
 import sys
@@ -42,12 +52,13 @@ from dataclasses import fields
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from configurator import configure
 from data.common import dataset_dir, load_meta, open_tokens
 from data.loader import draw_batch_starts, get_batch
 from device import autocast_context, lookup_peak_flops, resolve_device, resolve_dtype, setup_device
-from model import GPT, GPTConfig
+from model import GPT, GPTConfig, linear_cross_entropy
 from optim import optimizer_step, scaling_law_lr
 from parallel import build_model, fsdp_error, sync_gradients, unfuse, wrap_ddp
 from quantize import LINEARS, quantize_error, quantize_model, usable_formats, weight_bytes
@@ -85,7 +96,7 @@ check_batches = True  # check every batch's ids against the vocabulary on the CP
 num_steps = 50  # timed steps, after warmup_steps untimed ones
 warmup_steps = 10  # untimed steps first (allocation, compilation)
 profile = False  # torch.profiler trace of a few steps, written to bench_trace.json
-mode = "train"  # 'train': time training steps; 'sample': time generate() with the KV cache on and off
+mode = "train"  # 'train': training steps; 'sample': generate() with the KV cache on and off; 'head': the LM head's loss
 sample_tokens = 500  # --mode=sample: new tokens per sequence
 sample_batches = (1, 8)  # --mode=sample: the batch sizes to time
 quantize = "auto"  # --mode=sample: weight formats to time, comma-separated ('none,int8'); 'auto': all this device runs
@@ -138,6 +149,8 @@ def main():
             raise ValueError(error)
         model = GPT(GPTConfig(**model_args)).to(device_)
         return bench_sample(model, formats, device_, dtype_, autocast_context(device_, dtype_))
+    if mode == "head":
+        return bench_head(GPTConfig(**model_args), device_, dtype_)
     if quantize != "auto":
         raise ValueError("--quantize is for --mode=sample: training keeps its weights in fp32")
     model = build_model(GPTConfig(**model_args), None, device_, dtype_, sharded, activation_checkpointing,
@@ -286,6 +299,82 @@ def bench_sample(fp32_model, formats, device, dtype, ctx):
         prof.export_chrome_trace("bench_trace.json")
         print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15))
         print(f"wrote bench_trace.json (20 cached steps, {formats[0]} weights)")
+
+
+def bench_head(cfg, device, dtype):
+    """Print a table of the LM head and its loss, forward and backward, on batch_size * block_size
+    tokens: the whole logits and F.cross_entropy ('full', as GPT.forward with fused_loss='off') against
+    linear_cross_entropy ('fused'), each timed in a fresh process (head_step), on the same random
+    hidden states, head and targets. With --compile=True the full one is compiled; the fused one runs
+    eagerly whatever (torch.compile stops before it: see model.py)."""
+    N, C, V, padded = batch_size * block_size, cfg.n_embd, cfg.vocab_size, cfg.padded_vocab
+    print(f"LM head and loss, forward + backward: {N:,} tokens, n_embd {C}, vocab {V:,} ({padded:,} rows), "
+          f"{device}, {dtype}, {torch.get_num_threads()} threads, compile={compile} (full only), "
+          f"median of {num_steps} after {warmup_steps}")
+    print("| loss | ms | peak MiB | loss value |\n|---|---|---|---|")
+    spawn = multiprocessing.get_context("spawn")  # a new interpreter: its peak memory is its own
+    results = {}
+    for method in ("full", "fused"):
+        with spawn.Pool(1) as pool:
+            results[method] = ms, peak, value = pool.apply(
+                head_step, (method, N, C, V, padded, device, dtype, num_steps, warmup_steps, compile, seed))
+        print(f"| {method} | {ms:.1f} | {peak / 2**20:.1f} | {value:.6f} |", flush=True)
+    (a, pa, _), (b, pb, _) = results["full"], results["fused"]
+    print(f"fused: {a / b:.2f}x the speed, {pb / max(pa, 1):.1%} of the peak memory "
+          f"(both hold the head's gradient: {padded * C * 4 / 2**20:.1f} MiB)")
+
+
+def head_step(method, N, C, V, padded, device, dtype, steps, warmup, compiled, seed):
+    """In a fresh process: (median ms of a forward and backward, peak bytes, the loss). The peak is
+    CUDA's peak of allocated memory; on other devices the growth of the process's peak RSS over its
+    RSS just before the first step (the hidden states and the head already made): what the steps
+    add, the gradients included, as the operating system counts it (so allocator slack too)."""
+    setup_device(device)
+    torch.manual_seed(seed)
+    x = torch.randn(N, C, device=device, requires_grad=True)  # the final norm's output: unit scale
+    w = torch.nn.Parameter(torch.randn(padded, C, device=device) * 0.02)  # the head, as GPT initialises it
+    targets = torch.randint(0, V, (N,), device=device)
+
+    def full():  # GPT.head, then GPT.forward's loss
+        return F.cross_entropy(F.linear(x, w)[:, :V].float(), targets, ignore_index=-1)
+
+    def fused():
+        return linear_cross_entropy(x, w, targets, V, ignore_index=-1)
+
+    loss_fn = fused if method == "fused" else torch.compile(full) if compiled else full
+    ctx = autocast_context(device, dtype)
+    cuda = device.startswith("cuda")
+    if cuda:
+        torch.cuda.reset_peak_memory_stats(device)
+        before = torch.cuda.memory_allocated(device)
+    else:
+        before = rss_bytes()
+    times = []
+    for i in range(warmup + steps):
+        x.grad = w.grad = None  # each step makes its gradients, as a training step's first micro-step
+        t0 = time.perf_counter()
+        with ctx:
+            loss = loss_fn()
+        loss.backward()
+        value = loss.item()  # waits for the device
+        if i >= warmup:
+            times.append(time.perf_counter() - t0)
+    peak = torch.cuda.max_memory_allocated(device) if cuda else peak_rss_bytes()
+    return float(np.median(times)) * 1000, peak - before, value
+
+
+def peak_rss_bytes():
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024  # bytes on macOS, KiB on Linux
+
+
+def rss_bytes():
+    """This process's resident memory now (Linux); elsewhere its peak so far (a step's peak shows where it passes it)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        return peak_rss_bytes()
 
 
 if __name__ == "__main__":

@@ -404,6 +404,9 @@ def upgrade_nanogpt_checkpoint(ckpt):
     return ckpt
 
 
+RUN_CHOICES = ("dropout", "fused_loss")  # GPTConfig fields a run may change on the same weights
+
+
 def start_from(init_from, model_args, chosen, meta, data_dir, resume_ckpt=None, out_dir="out"):
     """What train.py's --init_from starts a run from. model_args: the GPTConfig fields as the
     run's keys set them; chosen: the keys the user set (a config file or --key=value); meta: the
@@ -433,15 +436,14 @@ def start_from(init_from, model_args, chosen, meta, data_dir, resume_ckpt=None, 
         # a flag newer than the checkpoint takes GPTConfig's default: the model as it was saved
         saved_args = {**{f.name: f.default for f in fields(GPTConfig)}, **ckpt["model_args"]}
         clash = [f"{k}={chosen[k]!r} (checkpoint: {v!r})" for k, v in saved_args.items()
-                 if k in chosen and k != "dropout" and chosen[k] != v]
+                 if k in chosen and k not in RUN_CHOICES and chosen[k] != v]
         if clash:
             raise ValueError(f"cannot {'resume' if init_from == 'resume' else 'finetune'} with a different model: "
                              f"{', '.join(clash)}; drop these overrides or start a new --out_dir")
-        dropout = model_args["dropout"]
-        model_args.update(saved_args, dropout=dropout)
+        model_args.update(saved_args, **{k: model_args[k] for k in RUN_CHOICES})
         return model_args, (ckpt if init_from == "resume" else {"model": ckpt["model"]})
     if init_from in GPT2_NAMES or init_from.startswith("hf:"):  # OpenAI's GPT-2 or a local Hugging Face GPT-2
-        fixed = [f"--{k}" for k in chosen if k in model_args and k not in ("dropout", "block_size", "attn_impl")]
+        fixed = [f"--{k}" for k in chosen if k in model_args and k not in (*RUN_CHOICES, "block_size", "attn_impl")]
         if fixed:
             raise ValueError(f"--init_from={init_from} brings its own architecture; drop {', '.join(fixed)}")
         tok = meta["tokenizer"]
@@ -454,7 +456,7 @@ def start_from(init_from, model_args, chosen, meta, data_dir, resume_ckpt=None, 
             pretrained_args, weights = load_pretrained(init_from, model_args["dropout"], model_args["block_size"])
         except OSError as e:
             raise ValueError(str(e)) from None
-        pretrained_args["attn_impl"] = model_args["attn_impl"]
+        pretrained_args.update({k: model_args[k] for k in ("attn_impl", "fused_loss")})
         if meta["vocab_size"] > pretrained_args["vocab_size"]:
             raise ValueError(f"{data_dir} has {meta['vocab_size']} token ids but {init_from} knows "
                              f"{pretrained_args['vocab_size']}; prepare the data with the model's tokenizer")

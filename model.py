@@ -4,7 +4,7 @@ The GPT language model, in one file, with every ablation behind a flag.
 All flags off gives GPT-2 (Radford et al. 2019): learned positions, pre-norm
 LayerNorm blocks, GELU MLP, tied input/output embeddings. Read it top to bottom:
 config, small layers (norms, rotary embeddings, the KV cache), attention, MLP,
-block, the GPT itself, then generation.
+block, the LM head's loss in tiles, the GPT itself, then generation.
 
 Imports only torch.
 """
@@ -40,6 +40,7 @@ class GPTConfig:
     gelu_tanh: bool = False  # tanh-approximate GELU, which OpenAI trained GPT-2 with ("gelu_new" in Hugging Face)
     mlp_hidden: int = 0  # MLP hidden width; 0 means 4*n_embd, or 2/3 of that for SwiGLU (same parameter count)
     tie_embeddings: bool = True  # share the token embedding with the LM head, as GPT-2; False unties them
+    fused_loss: str = "auto"  # head and loss in tiles, never the whole logits: 'on', 'off', 'auto' (vocab_size >= 8192)
 
     def __post_init__(self):
         def need(ok, msg):
@@ -63,6 +64,8 @@ class GPTConfig:
              "use_rope needs an even head size (n_embd // n_head)")
         need(not (self.use_swiglu and self.use_relu2), "use_swiglu and use_relu2 are two different MLPs; pick one")
         need(self.block_size > 0 and self.vocab_size > 0, "block_size and vocab_size must be positive")
+        need(self.fused_loss in ("auto", "on", "off"),
+             f"fused_loss must be 'auto', 'on' or 'off', got {self.fused_loss!r}")
 
     @property
     def head_dim(self):
@@ -340,6 +343,98 @@ class Block(nn.Module):
         return x + self.mlp(self.ln_2(x))
 
 
+class LinearCrossEntropy(torch.autograd.Function):
+    """The LM head and its loss in one: F.cross_entropy(x @ weight[:vocab_size].T, targets) without
+    the (N, V) logits, which for a wide vocabulary on a narrow model dwarf everything else (GPT-2's
+    50,304 logits for each token of a 32-wide model). The logits are made one (row_tile, vocab_tile)
+    tile at a time: forward keeps each row's running log-sum-exp (N floats) and its target's
+    logit, backward makes every tile again and turns it into its gradient at once. The idea of
+    Cut Cross-Entropy (Wijmans et al. 2024) and Liger Kernel's fused linear cross-entropy, written
+    as plain tensor ops. The products run in `dtype` (autocast's), the log-sum-exp in fp32."""
+
+    @staticmethod
+    def forward(ctx, x, weight, targets, vocab_size, ignore_index, dtype, row_tile, vocab_tile):
+        N = x.size(0)
+        valid = targets != ignore_index  # (N,)
+        tgt = torch.where(valid, targets, 0)  # (N,) ignored rows point at token 0, and count for nothing
+        # what F.cross_entropy checks: a target outside the vocabulary (a padded row too) is an error
+        torch._assert_async(((tgt >= 0) & (tgt < vocab_size)).all(), f"a target is outside 0 .. {vocab_size - 1}")
+        xc = x.to(dtype)  # (N, C)
+        lse = torch.full((N,), float("-inf"), device=x.device)  # log-sum-exp of each row's logits so far
+        picked = torch.zeros(N, device=x.device)  # each row's target logit
+        for v0 in range(0, vocab_size, vocab_tile):  # only the real rows of weight: padded ones never count
+            v1 = min(v0 + vocab_tile, vocab_size)
+            w = weight[v0:v1].to(dtype)  # (Vt, C)
+            for r0 in range(0, N, row_tile):
+                r1 = min(r0 + row_tile, N)
+                logits = (xc[r0:r1] @ w.t()).float()  # (R, C) x (C, Vt) -> (R, Vt)
+                lse[r0:r1] = torch.logaddexp(lse[r0:r1], logits.logsumexp(dim=1))
+                col, inside = tile_columns(tgt[r0:r1], v0, v1)
+                picked[r0:r1] += torch.where(inside, logits.gather(1, col[:, None]).squeeze(1), 0.0)
+        ctx.save_for_backward(x, weight, tgt, valid, lse)
+        ctx.vocab_size, ctx.dtype, ctx.row_tile, ctx.vocab_tile = vocab_size, dtype, row_tile, vocab_tile
+        # the mean over the counted rows: nan when none counts, as F.cross_entropy gives
+        return torch.where(valid, lse - picked, 0.0).sum() / valid.sum()
+
+    @staticmethod
+    def backward(ctx, grad_loss):
+        x, weight, tgt, valid, lse = ctx.saved_tensors
+        dtype, row_tile, vocab_tile = ctx.dtype, ctx.row_tile, ctx.vocab_tile
+        N = x.size(0)
+        # d loss / d (a row's loss): |grad_loss| / (rows counted) for counted rows, 0 for ignored ones;
+        # grad_loss's sign (-1 where a loss is maximised) multiplies the gradients at the end
+        scale = torch.where(valid, grad_loss.abs() / valid.sum().clamp(min=1), 0.0)  # (N,)
+        # softmax * scale = exp(logit - (lse - log scale)): one subtraction and one exp a tile (scale 0: exp(-inf))
+        shift = lse - scale.log()  # (N,)
+        xc = x.to(dtype)  # (N, C)
+        grad_x = torch.zeros(x.shape, device=x.device)  # (N, C), summed over the vocabulary tiles in fp32
+        grad_w = torch.zeros(weight.shape, device=x.device)  # (padded V, C): the padded rows keep their zeros
+        for v0 in range(0, ctx.vocab_size, vocab_tile):
+            v1 = min(v0 + vocab_tile, ctx.vocab_size)
+            w = weight[v0:v1].to(dtype)  # (Vt, C)
+            for r0 in range(0, N, row_tile):
+                r1 = min(r0 + row_tile, N)
+                logits = xc[r0:r1] @ w.t()  # (R, Vt), the forward's tile again
+                g = (logits - shift[r0:r1, None]).exp_()  # softmax * scale, in fp32 (as shift is)
+                col, inside = tile_columns(tgt[r0:r1], v0, v1)
+                g.scatter_add_(1, col[:, None], -(inside * scale[r0:r1])[:, None])  # minus scale at the target
+                g = g.to(dtype)  # d loss / d logits, (R, Vt)
+                grad_x[r0:r1] += (g @ w).float()  # (R, Vt) x (Vt, C) -> (R, C)
+                grad_w[v0:v1] += (g.t() @ xc[r0:r1]).float()  # (Vt, R) x (R, C) -> (Vt, C)
+        sign = grad_loss.sign()
+        return grad_x.mul_(sign).to(x.dtype), grad_w.mul_(sign).to(weight.dtype), None, None, None, None, None, None
+
+
+def tile_columns(targets, v0, v1):
+    """Each target's column in the vocabulary tile [v0, v1) (clamped into it), and whether it is in it."""
+    col = targets - v0
+    return col.clamp(0, v1 - v0 - 1), (col >= 0) & (col < v1 - v0)
+
+
+FUSED_MIN_VOCAB = 8192  # fused_loss='auto' turns it on from this vocabulary size up (GPTConfig)
+# (rows, vocabulary entries) of a tile. A CPU's: 2 MB of fp32 logits, about its L2 cache. Elsewhere (GPUs;
+# not measured yet) each tile op is a kernel launch, so the tiles are larger: 64 MB
+TILES = {"cpu": (512, 1024)}
+OTHER_TILES = (4096, 4096)
+
+
+# torch.compile would unroll the tile loops into one graph per shape: for GPT-2's vocabulary and 4,096 tokens,
+# 200 tiles took 400 s to compile and ran 5x slower than eager. It stops before this instead, and resumes after
+@torch.compiler.disable
+def linear_cross_entropy(x, weight, targets, vocab_size, ignore_index=-1, row_tile=None, vocab_tile=None):
+    """x (N, C) hidden states, weight (padded V, C) the LM head, targets (N,) -> the mean cross-entropy
+    of the logits x @ weight[:vocab_size].T over the targets that are not ignore_index (fp32), as
+    F.cross_entropy gives it from the whole logits, and through LinearCrossEntropy the same gradients.
+    Under autocast the products run in its dtype; otherwise in the inputs'. The gradients have the
+    inputs' dtypes. Tiles of row_tile x vocab_tile logits (None: TILES' for the device)."""
+    device_type = x.device.type
+    rows, vocab = TILES.get(device_type, OTHER_TILES)
+    dtype = torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type) \
+        else torch.promote_types(x.dtype, weight.dtype)
+    return LinearCrossEntropy.apply(x, weight, targets, vocab_size, ignore_index, dtype,
+                                    row_tile or rows, vocab_tile or vocab)
+
+
 class GPT(nn.Module):
     def __init__(self, cfg):
         super().__init__()
@@ -358,6 +453,9 @@ class GPT(nn.Module):
         else:  # learned absolute positions (GPT-2)
             self.transformer.wpe = nn.Embedding(cfg.block_size, cfg.n_embd)
         self.lm_head = nn.Linear(cfg.n_embd, cfg.padded_vocab, bias=False)
+        # a wide vocabulary's logits dwarf a narrow model (docs/results.md, "The LM head and its loss"); a
+        # character vocabulary's are small, and the tiles only add a matrix product to recompute them
+        self.fused_loss = cfg.fused_loss == "on" or (cfg.fused_loss == "auto" and cfg.vocab_size >= FUSED_MIN_VOCAB)
         self.compiled_step = None  # compile_decoding() sets it: the one-token cached forward, compiled
         if cfg.tie_embeddings:
             # one matrix both ways (Press & Wolf 2017); torch.compile warns about this but handles it
@@ -392,16 +490,23 @@ class GPT(nn.Module):
         return sum(p.numel() for p in self.transformer.h.parameters()) + \
             sum(p.numel() for p in self.transformer.ln_f.parameters())
 
-    def forward(self, idx, targets=None, cache=None, ignore_index=-1):
+    def forward(self, idx, targets=None, cache=None, ignore_index=-1, return_logits=False):
         """idx (B, T) token ids -> logits (B, T, V), and the mean cross-entropy against
         targets (B, T) when given (targets equal to ignore_index do not count).
+        With targets and the fused loss on (config.fused_loss), the loss comes straight from the
+        hidden states and the logits are None, unless return_logits=True asks for them.
         With a cache, idx holds only the new tokens; their positions continue from cache.pos."""
         B, T = idx.size()
         block = self.config.block_size
         if cache is None:
             if T > block:
                 raise ValueError(f"sequence of {T} tokens is longer than block_size={block}")
-            logits = self.run(idx, torch.arange(T, device=idx.device))
+            x = self.run(idx, torch.arange(T, device=idx.device))  # (B, T, C)
+            # quantize.py's heads hold int8 or bf16 weights for their own products: those take the plain path
+            if targets is not None and self.fused_loss and not return_logits and type(self.lm_head) is nn.Linear:
+                return None, linear_cross_entropy(x.view(B * T, -1), self.lm_head.weight, targets.view(-1),
+                                                  self.config.vocab_size, ignore_index)
+            logits = self.head(x)
         else:
             if not cache.rolling and cache.pos + T > block:
                 raise ValueError(f"sequence of {cache.pos + T} tokens is longer than block_size={block}")
@@ -420,7 +525,7 @@ class GPT(nn.Module):
         return logits, loss
 
     def run(self, idx, pos, cache=None):
-        """idx (B, T) token ids at positions pos (T,) -> logits (B, T, V)."""
+        """idx (B, T) token ids at positions pos (T,) -> hidden states (B, T, C), after the final norm."""
         x = self.transformer.wte(idx)  # (B, T, C)
         rope = None
         if self.config.use_rope:
@@ -430,13 +535,17 @@ class GPT(nn.Module):
         x = self.transformer.drop(x)
         for block in self.transformer.h:
             x = block(x, rope, cache)
-        logits = self.lm_head(self.transformer.ln_f(x))  # (B, T, padded V)
+        return self.transformer.ln_f(x)
+
+    def head(self, x):
+        """Hidden states (B, T, C) -> logits (B, T, V)."""
+        logits = self.lm_head(x)  # (B, T, padded V)
         return logits[..., :self.config.vocab_size]  # (B, T, V): padded rows are never sampled or scored
 
     def cached_step(self, idx, cache):
-        """run() for the tokens after those in the cache. It reads the position from a tensor
+        """run() and head() for the tokens after those in the cache. It reads the position from a tensor
         and writes cache.slots and cache.mask, so a compiled one-token step never recompiles."""
-        return self.run(idx, cache.begin(idx.size(1), idx.device), cache)
+        return self.head(self.run(idx, cache.begin(idx.size(1), idx.device), cache))
 
     def compile_decoding(self, mode=None):
         """torch.compile the one-token cached step (static shapes: it is traced once); prefills

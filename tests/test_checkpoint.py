@@ -61,6 +61,14 @@ def test_resume_or_finetune_with_another_model_is_one_line(tmp_path):
             start_from(how, run_args(n_layer=2), {"n_layer": 2}, CHAR_META, "d", ckpt)
 
 
+def test_resume_or_finetune_may_change_how_the_loss_is_computed(tmp_path):
+    folder, _ = saved_run(tmp_path, fused_loss="on")
+    ckpt = load_checkpoint(str(folder / "ckpt.pt"))
+    for how in ("resume", f"ckpt:{folder}"):  # the same weights, the head's loss computed another way
+        args, _ = start_from(how, run_args(fused_loss="off"), {"fused_loss": "off"}, CHAR_META, "d", ckpt)
+        assert args["fused_loss"] == "off" and args["n_layer"] == 1
+
+
 def test_ckpt_path_takes_the_weights_only(tmp_path):
     folder, model = saved_run(tmp_path)
     for path in (folder, folder / "ckpt.pt"):  # a run folder or the file itself
