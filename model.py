@@ -10,6 +10,7 @@ Imports only torch.
 """
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -245,8 +246,11 @@ class CausalSelfAttention(nn.Module):
             k, v, mask = cache.store(self.layer, k, v)  # (B, nkv, S, hs), S = max_len; mask (T, S)
         groups = self.n_head // self.n_kv_head  # query heads per k/v head (1: plain multi-head)
         # a compiled cached step takes the hand-written form too: the compiler fuses it with what is
-        # around it, where the fused kernel is a library call (about 8% less per token on a CPU)
-        if self.manual or (cache is not None and torch.compiler.is_compiling()):
+        # around it, where the fused kernel is a library call (about 8% less per token on a CPU). So does
+        # a CPU under bf16 autocast: there torch's fused kernel runs 2.5-5x slower than in fp32 (its bf16
+        # backward most), while the hand-written products run in bf16 (docs/results.md, dtype on a CPU)
+        if self.manual or (cache is not None and torch.compiler.is_compiling()) or \
+                (x.device.type == "cpu" and torch.is_autocast_enabled("cpu")):
             if groups > 1:  # each group of heads reads the same k, v
                 k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)  # (B, nh, S, hs)
             att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(self.hs))  # (B, nh, T, S)
@@ -367,10 +371,9 @@ class LinearCrossEntropy(torch.autograd.Function):
             w = weight[v0:v1].to(dtype)  # (Vt, C)
             for r0 in range(0, N, row_tile):
                 r1 = min(r0 + row_tile, N)
-                logits = (xc[r0:r1] @ w.t()).float()  # (R, C) x (C, Vt) -> (R, Vt)
-                lse[r0:r1] = torch.logaddexp(lse[r0:r1], logits.logsumexp(dim=1))
                 col, inside = tile_columns(tgt[r0:r1], v0, v1)
-                picked[r0:r1] += torch.where(inside, logits.gather(1, col[:, None]).squeeze(1), 0.0)
+                step = tile_step(lse_tile, (r1 - r0, v1 - v0), x.device.type)
+                lse[r0:r1], picked[r0:r1] = step(xc[r0:r1], w, lse[r0:r1], picked[r0:r1], col, inside)
         ctx.save_for_backward(x, weight, tgt, valid, lse)
         ctx.vocab_size, ctx.dtype, ctx.row_tile, ctx.vocab_tile = vocab_size, dtype, row_tile, vocab_tile
         # the mean over the counted rows: nan when none counts, as F.cross_entropy gives
@@ -394,15 +397,56 @@ class LinearCrossEntropy(torch.autograd.Function):
             w = weight[v0:v1].to(dtype)  # (Vt, C)
             for r0 in range(0, N, row_tile):
                 r1 = min(r0 + row_tile, N)
-                logits = xc[r0:r1] @ w.t()  # (R, Vt), the forward's tile again
-                g = (logits - shift[r0:r1, None]).exp_()  # softmax * scale, in fp32 (as shift is)
                 col, inside = tile_columns(tgt[r0:r1], v0, v1)
-                g.scatter_add_(1, col[:, None], -(inside * scale[r0:r1])[:, None])  # minus scale at the target
-                g = g.to(dtype)  # d loss / d logits, (R, Vt)
-                grad_x[r0:r1] += (g @ w).float()  # (R, Vt) x (Vt, C) -> (R, C)
-                grad_w[v0:v1] += (g.t() @ xc[r0:r1]).float()  # (Vt, R) x (R, C) -> (Vt, C)
+                step = tile_step(grad_tile, (r1 - r0, v1 - v0), x.device.type)
+                gx, gw = step(xc[r0:r1], w, shift[r0:r1], col, inside, scale[r0:r1])
+                grad_x[r0:r1] += gx.float()
+                grad_w[v0:v1] += gw.float()
         sign = grad_loss.sign()
         return grad_x.mul_(sign).to(x.dtype), grad_w.mul_(sign).to(weight.dtype), None, None, None, None, None, None
+
+
+def lse_tile(xr, w, lse, picked, col, inside):
+    """The forward's work on one tile: rows xr (R, C) against vocabulary entries w (Vt, C). Returns
+    the rows' log-sum-exp (R,) with this tile's logits in, and their target logit (R,) if it is here."""
+    logits = (xr @ w.t()).float()  # (R, C) x (C, Vt) -> (R, Vt)
+    lse = torch.logaddexp(lse, logits.logsumexp(dim=1))
+    return lse, picked + torch.where(inside, logits.gather(1, col[:, None]).squeeze(1), 0.0)
+
+
+def grad_tile(xr, w, shift, col, inside, scale):
+    """The backward's work on one tile: its logits again, d loss / d logits, and from them the
+    tile's share of the gradients of xr (R, C) and of w (Vt, C)."""
+    logits = xr @ w.t()  # (R, Vt), the forward's tile again
+    g = (logits - shift[:, None]).exp_()  # softmax * scale, in fp32 (as shift is)
+    g.scatter_add_(1, col[:, None], -(inside * scale)[:, None])  # minus scale at the target
+    g = g.to(xr.dtype)  # d loss / d logits, (R, Vt)
+    return g @ w, g.t() @ xr  # (R, Vt) x (Vt, C) -> (R, C); (Vt, R) x (R, C) -> (Vt, C)
+
+
+# On a CPU the tiles' element-wise work (exp, log-sum-exp, casts), not their products, takes most of the
+# time: compiled, each tile's runs in one pass, 1.6x faster at train_tiny's shape (docs/results.md). Only
+# tiles of TILES' CPU shape are compiled, so each function compiles once a dtype (seconds); the ragged
+# last tiles, and tiles of other sizes, run eagerly.
+COMPILED_TILES = {}
+
+
+def tile_step(fn, shape, device_type):
+    """fn for a tile of shape (rows, vocabulary entries), or its compiled form for a CPU's full tile.
+    Where this machine cannot compile (no C++ compiler), a warning, and eager from then on."""
+    if device_type != "cpu" or shape != TILES["cpu"] or COMPILED_TILES.get(fn) is False:
+        return fn
+    if fn not in COMPILED_TILES:
+        COMPILED_TILES[fn] = torch.compile(fn, dynamic=False)
+
+    def step(*args):
+        try:
+            return COMPILED_TILES[fn](*args)
+        except Exception as e:  # the compiler's errors share no type; an error of fn itself recurs just below
+            COMPILED_TILES[fn] = False
+            warnings.warn(f"fused_loss: cannot compile its tiles here ({type(e).__name__}); running them eagerly")
+            return fn(*args)
+    return step
 
 
 def tile_columns(targets, v0, v1):
@@ -412,9 +456,9 @@ def tile_columns(targets, v0, v1):
 
 
 FUSED_MIN_VOCAB = 8192  # fused_loss='auto' turns it on from this vocabulary size up (GPTConfig)
-# (rows, vocabulary entries) of a tile. A CPU's: 2 MB of fp32 logits, about its L2 cache. Elsewhere (GPUs;
+# (rows, vocabulary entries) of a tile. A CPU's: 4 MB of fp32 logits, the fastest compiled (2 and 8 MB were slower). Elsewhere (GPUs;
 # not measured yet) each tile op is a kernel launch, so the tiles are larger: 64 MB
-TILES = {"cpu": (512, 1024)}
+TILES = {"cpu": (1024, 1024)}
 OTHER_TILES = (4096, 4096)
 
 

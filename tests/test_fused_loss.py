@@ -296,3 +296,28 @@ def two_ranks(mode):
 
 if __name__ == "__main__":
     two_ranks(sys.argv[1])
+
+
+@pytest.mark.slow
+def test_compiled_cpu_tiles_equal_the_eager_ones(monkeypatch):
+    """Full tiles of the CPU's shape run compiled (one pass over each tile's element-wise work); the
+    ragged ones eagerly. Both give F.cross_entropy's loss and gradients; with the compiler out of
+    reach, a warning and the same numbers."""
+    import model
+    x, w, t = inputs(N=1100, C=16, V=2100, padded=2112, ignored=7)  # 1 full row tile + 76 rows; 2 full vocab tiles + 52
+    for bf16, tol in ((False, 1e-5), (True, 2e-2)):
+        want = reference(x, w, t, 2100, bf16)
+        got = fused(x, w, t, 2100, bf16)
+        assert abs(got[0].item() - want[0].item()) < tol * 10
+        assert torch.allclose(got[1], want[1], atol=tol * 1e-2, rtol=tol) and torch.allclose(got[2], want[2], atol=tol * 1e-2, rtol=tol)
+    assert all(callable(f) for f in model.COMPILED_TILES.values()) and len(model.COMPILED_TILES) == 2
+
+    def broken(fn, **kw):
+        def fail(*a):
+            raise RuntimeError("no compiler")
+        return fail
+    monkeypatch.setattr(model, "COMPILED_TILES", {})
+    monkeypatch.setattr(torch, "compile", broken)
+    with pytest.warns(UserWarning, match="cannot compile its tiles"):
+        again = fused(x, w, t, 2100)
+    assert torch.equal(again[1], fused(x, w, t, 2100)[1]) and set(model.COMPILED_TILES.values()) == {False}
