@@ -15,7 +15,7 @@ always_save_checkpoint = False
 
 dataset = "shakespeare_char"
 device = "cpu"
-dtype = "float32"  # without bf16 units torch emulates bf16, many times slower than fp32
+dtype = "auto"  # bf16 where the CPU has bf16 units (1.7x faster here: docs/results.md), fp32 elsewhere
 compile = False  # compiling takes longer than the whole run
 gradient_accumulation_steps = 1
 batch_size = 32

@@ -232,7 +232,7 @@ def test_cpu_configs_use_bf16_only_where_the_cpu_has_it(monkeypatch):
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     monkeypatch.chdir(root)
     sr = config_values("config/speedrun_shakespeare_char_cpu.py")
-    assert (sr["dtype"], sr["optimizer"], sr["attn_impl"]) == ("float32", "muon", "sdpa")  # Muon in fp32 there
+    assert (sr["dtype"], sr["optimizer"], sr["attn_impl"]) == ("auto", "muon", "sdpa")  # bf16 only with bf16 units
     sr = config_values("config/speedrun_shakespeare_char_cpu_bf16.py")
     assert (sr["dtype"], sr["optimizer"], sr["attn_impl"]) == ("bfloat16", "muon", "manual")
     assert config_values("config/train_shakespeare_char_cpu.py")["dtype"] == "float32"  # the quickstart
