@@ -326,7 +326,7 @@ def load_pretrained(init_from, dropout=0.0, block_size=None):
     from urllib.parse import urlparse
 
     from transformers import GPT2LMHeadModel  # imported here: only these callers need transformers
-    from model import gpt2_config_from_hf, gpt2_state_dict_from_hf
+    from hf_gpt2 import gpt2_config_from_hf, gpt2_state_dict_from_hf
 
     if init_from.startswith("hf:"):
         path = init_from[3:]

@@ -23,7 +23,8 @@ from dataclasses import fields
 
 from checkpoint import checkpoint_tokenizer, load_checkpoint, run_folders
 from configurator import configure
-from model import GPTConfig, gpt2_config_to_hf, gpt2_incompatible, gpt2_state_dict_to_hf
+from hf_gpt2 import gpt2_config_to_hf, gpt2_incompatible, gpt2_state_dict_to_hf
+from model import GPTConfig
 
 # ----------------------------------------------------------------------------- config
 out_dir = "out"  # the folder with ckpt.pt

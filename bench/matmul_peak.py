@@ -36,10 +36,10 @@ def peak(m, k, n, dtype, device, iters, repeats):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, mps")
     ap.add_argument("--dtypes", default="float32,bfloat16", help="comma-separated torch dtype names")
-    ap.add_argument("--iters", type=int, default=5)
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--iters", type=int, default=5, help="products per timed run")
+    ap.add_argument("--repeats", type=int, default=3, help="timed runs; the best counts")
     args = ap.parse_args()
     print(f"torch {torch.__version__}, {args.device}, {torch.get_num_threads()} threads")
     print("| M x K x N | " + " | ".join(f"{d} TFLOP/s" for d in args.dtypes.split(",")) + " |")

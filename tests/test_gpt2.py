@@ -262,7 +262,7 @@ def test_gpt2_configs_set_only_train_keys(name):
 
 
 def test_hf_settings_we_do_not_implement_are_named():
-    from model import gpt2_config_from_hf
+    from hf_gpt2 import gpt2_config_from_hf
 
     hf = transformers.GPT2Config(n_layer=2, n_head=4, n_embd=64, scale_attn_by_inverse_layer_idx=True,
                                  activation_function="relu").to_dict()
