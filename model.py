@@ -428,22 +428,25 @@ def grad_tile(xr, w, shift, col, inside, scale):
 # time: compiled, each tile's runs in one pass, 1.6x faster at train_tiny's shape (docs/results.md). Only
 # tiles of TILES' CPU shape are compiled, so each function compiles once a dtype (seconds); the ragged
 # last tiles, and tiles of other sizes, run eagerly.
-COMPILED_TILES = {}
+COMPILED_TILES = {}  # fn -> its compiled form (None once this machine failed to compile it)
 
 
 def tile_step(fn, shape, device_type):
     """fn for a tile of shape (rows, vocabulary entries), or its compiled form for a CPU's full tile.
     Where this machine cannot compile (no C++ compiler), a warning, and eager from then on."""
-    if device_type != "cpu" or shape != TILES["cpu"] or COMPILED_TILES.get(fn) is False:
+    if device_type != "cpu" or shape != TILES["cpu"]:
         return fn
     if fn not in COMPILED_TILES:
         COMPILED_TILES[fn] = torch.compile(fn, dynamic=False)
+    return compiled_or_eager(fn) if COMPILED_TILES[fn] is not None else fn
 
+
+def compiled_or_eager(fn):
     def step(*args):
         try:
             return COMPILED_TILES[fn](*args)
         except Exception as e:  # the compiler's errors share no type; an error of fn itself recurs just below
-            COMPILED_TILES[fn] = False
+            COMPILED_TILES[fn] = None
             warnings.warn(f"fused_loss: cannot compile its tiles here ({type(e).__name__}); running them eagerly")
             return fn(*args)
     return step

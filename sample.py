@@ -19,8 +19,6 @@ The samples are decoded sample_batch at a time, one batch row each (each row hol
 of block_size positions, so memory grows with the batch). Sample k draws from its own
 generator, seeded seed + k, so its text is the same in any batch: --seed=1338 --num_samples=1
 prints the second sample of --seed=1337 --num_samples=3.
-
-The tokenizer travels with the checkpoint: --out_dir alone is enough, with no dataset folder.
 """
 
 import sys
