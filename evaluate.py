@@ -18,6 +18,7 @@ Evaluate a checkpoint. --task chooses what is measured:
     python evaluate.py --out_dir=out-birthplace-pretrain --task=recall --finetuned=out-birthplace-finetune
     python evaluate.py --out_dir=out-birthplace-pretrain --ckpt=ckpt-00004000.pt --task=recall   # a kept checkpoint
     python evaluate.py --baseline_only=True --dataset=birthplace/finetune --questions=dev
+    python evaluate.py --paired=A.txt,B.txt --dataset=birthplace/finetune --questions=dev   # two models' predictions
     python evaluate.py --init_from=gpt2 --task=hellaswag                   # or --input=hellaswag_val.jsonl
     python evaluate.py --out_dir=out --task=lm_eval --lm_eval_tasks=arc_easy,piqa
     torchrun --standalone --nproc_per_node=8 evaluate.py --init_from=gpt2 --task=hellaswag
@@ -28,7 +29,9 @@ finetuned on data/birthplace/finetune has learnt to close it so). The answers go
 predictions file, one per line; where the file has answers, the accuracy (exact match) is
 printed beside the baseline of always answering --baseline ("London" in CS224N). Besides a path,
 --questions takes a name from the dataset's meta.json (data/birthplace/prepare.py records
-"holdout", "dev" and "test"); --task=qa without it answers dev and test.
+"holdout", "dev" and "test"); --task=qa without it answers dev and test. --paired=A,B compares
+two predictions files of the same questions, without a model: each accuracy, and McNemar's exact
+test on the questions that one answers right and the other wrong.
 
 --task=recall asks a pretrained model what it stored: each person of --questions (dev by
 default) is prompted with "Name." as wiki.txt starts their paragraph, the model continues
@@ -52,6 +55,7 @@ import torch
 
 from checkpoint import checkpoint_tokenizer, load_model
 from configurator import configure
+from data.birthplace.batches import PERSON
 from data.common import DataError, check_token_ids, dataset_dir, load_meta, open_tokens
 from data.loader import estimate_loss, open_batches
 from data.tokenizer import Tokenizer
@@ -59,7 +63,8 @@ from device import autocast_context, resolve_device, resolve_dtype, setup_device
 from evals.bpb import bits_per_byte
 from evals.harness import harness_lm
 from evals.hellaswag import hellaswag_counts, hellaswag_file, read_hellaswag
-from evals.probe import PERSON, accuracy, answer, names_place, question_files, read_questions, recall, show_accuracy
+from evals.probe import (accuracy, answer, mcnemar, names_place, question_files, read_predictions, read_questions, recall,
+                         show_accuracy)
 from quantize import quantize_error, quantize_model
 
 # ----------------------------------------------------------------------------- config
@@ -78,6 +83,7 @@ finetuned = ""  # recall: a finetuned run's folder, whose answers to the same pe
 max_answer_tokens = 32  # qa: stop an answer after this many tokens (the longest course answer has 15)
 baseline = "London"  # qa: the constant answer the accuracy is compared with
 baseline_only = False  # qa: only the baseline's accuracy, no checkpoint needed
+paired = ""  # qa: "A,B", two predictions files of --questions: each accuracy and McNemar's test, no checkpoint needed
 input = ""  # hellaswag: a local copy of hellaswag_val.jsonl instead of downloading it
 limit = 0  # hellaswag and lm_eval: only the first this many examples (0: all)
 lm_eval_tasks = ""  # lm_eval: comma-separated task names
@@ -235,23 +241,54 @@ def recall_task(model, meta, ddir, device_):
         sys.exit(f"error: {e}")
 
 
+def gold_answers(what):
+    """The answers of --questions (a file, or a name in --dataset's meta.json; dev by default),
+    for the modes that need no checkpoint. Exits with one line when there are none."""
+    try:
+        if dataset or data_dir:
+            ddir = dataset_dir(dataset, data_dir)
+            path = question_files(load_meta(ddir), ddir, questions or "dev")[0]
+        elif questions:
+            path = questions
+        else:
+            raise ValueError(f"{what} needs --questions=FILE with answers, or --dataset=NAME for that dataset's "
+                             f"dev questions")
+        _, answers = read_questions(path)
+    except (OSError, ValueError) as e:
+        sys.exit(f"error: {e}")
+    if answers is None:
+        sys.exit(f"error: {path} has no answers (no TAB on its lines); give a dev file")
+    return path, answers
+
+
+def compare_predictions():
+    """--paired=A,B: two models' predictions of the same questions, each accuracy with its standard
+    error, and McNemar's exact test on the questions only one of them answers."""
+    files = paired.split(",")
+    if len(files) != 2:
+        sys.exit(f"error: --paired={paired} needs two predictions files, A,B")
+    path, answers = gold_answers("--paired")
+    try:
+        right = [[s == a for s, a in zip(read_predictions(f, len(answers)), answers)] for f in files]
+    except (OSError, ValueError) as e:
+        sys.exit(f"error: {e}")
+    n = len(answers)
+    for f, r in zip(files, right):
+        p = sum(r) / n
+        print(f"{f}: {sum(r)}/{n} correct = {100 * p:.1f}% (standard error {100 * math.sqrt(p * (1 - p) / n):.1f})")
+    only_a = sum(a and not b for a, b in zip(*right))
+    only_b = sum(b and not a for a, b in zip(*right))
+    print(f"on {path}: both {sum(a and b for a, b in zip(*right))}, only A {only_a}, only B {only_b}; "
+          f"McNemar's exact test p = {mcnemar(only_a, only_b):.4g}")
+
+
 def main():
     name = chosen_task()
+    if paired:
+        compare_predictions()
+        return
     if baseline_only:
-        try:
-            if dataset or data_dir:
-                ddir = dataset_dir(dataset, data_dir)
-                path = question_files(load_meta(ddir), ddir, questions or "dev")[0]
-            elif questions:
-                path = questions
-            else:
-                raise ValueError("--baseline_only needs --questions=FILE with answers, or --dataset=NAME "
-                                 "for that dataset's dev questions")
-            _, answers = read_questions(path)
-        except (OSError, ValueError) as e:
-            sys.exit(f"error: {e}")
-        if answers is None:
-            sys.exit(f"error: {path} has no answers (no TAB on its lines); give a dev file")
+        _, answers = gold_answers("--baseline_only")
         show_accuracy(f"baseline ('{baseline}' every time)", *accuracy([baseline] * len(answers), answers))
         return
     rank, world_size, device_ = ranks()

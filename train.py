@@ -71,6 +71,7 @@ batch_size = 12  # sequences per micro-step per rank
 length_bands = 1  # datasets of whole examples (a batch_module): each batch takes examples of like length from one of this many bands (less padding, same odds per example)
 qa_share = 0.0  # birthplace pretraining: mixed training, the training people's questions as this share of the train tokens from step 0 (Allen-Zhu & Li 2023; docs/birthplace.md)
 random_windows = False  # birthplace pretraining: span corruption keeps a stretch starting anywhere in a paragraph, not only its beginning
+aug_share = 0.0  # birthplace pretraining: knowledge augmentation, this share of the documents drawn from rewritten copies (prepare.py --augment; Allen-Zhu & Li 2023)
 # model: every field of model.GPTConfig is also a key (the defaults are GPT-2 124M)
 globals().update({f.name: f.default for f in fields(GPTConfig)})
 vocab_size = None  # None: from the dataset's meta.json
@@ -188,7 +189,7 @@ if __name__ == "__main__":
     data_tokenizer = tokenizer_record(meta, ddir)  # every checkpoint carries it (checkpoint.checkpoint_tokenizer)
     try:  # train and val batch sources, chosen once; the loop and estimate_loss only call draw and get
         splits = {s: open_batches(ddir, s, meta, block_size, device, length_bands, qa_share=qa_share,
-                                  random_windows=random_windows) for s in ("train", "val")}
+                                  random_windows=random_windows, aug_share=aug_share) for s in ("train", "val")}
     except ValueError as e:
         sys.exit(f"error: {e}")
 
@@ -198,6 +199,7 @@ if __name__ == "__main__":
                                       chosen, meta, ddir, resume_ckpt, out_dir)
     except ValueError as e:
         sys.exit(f"error: {e}{on_other_node}")
+    config.update({k: v for k, v in model_args.items() if k in config})  # the model as built: a finetune's is its checkpoint's
     iter_num, best_val_loss, elapsed = 0, float("inf"), 0.0  # elapsed: seconds of training before this process
     last_eval = -1  # the iteration of the last evaluation in log.jsonl: not evaluated (and logged) again
     reached = False  # target_val_loss

@@ -14,6 +14,7 @@ come from a file of "question" or "question<TAB>answer" lines (read_questions), 
 or by the dataset's meta.json (question_files). Figures: docs/birthplace.md.
 """
 
+import math
 import os
 import re
 from collections import defaultdict
@@ -95,9 +96,6 @@ def question_files(meta, ddir, name):
     return paths
 
 
-PERSON = re.compile(r"Where was (.+) born\?")
-
-
 def names_place(text, place):
     """Whether place appears in text as whole words and not inside a longer name: "London" is
     named by "born in London ." and "born in London , England", but not by "New London",
@@ -119,6 +117,27 @@ def recall(model, tok, mask, people, device, max_new_tokens=None):
                   max_new_tokens or model.config.block_size, what="a name")
     stop = f"[{re.escape(tok.decode([mask]))}\n]"
     return [re.split(stop, tok.decode(r))[0].split("□")[0] for r in rows]
+
+
+def read_predictions(path, n):
+    """A predictions file as qa writes it (one answer per line) -> its n answers. Raises ValueError."""
+    with open(path, encoding="utf-8") as f:
+        said = f.read().split("\n")
+    said = said[:-1] if said and said[-1] == "" else said
+    if len(said) != n:
+        raise ValueError(f"{path} has {len(said)} lines for {n} questions; give predictions of the same questions")
+    return said
+
+
+def mcnemar(only_a, only_b):
+    """McNemar's exact test of two models on the same questions: only_a questions answered by the
+    first alone, only_b by the second alone. Under "equally good" each of those n = only_a + only_b
+    questions is a fair coin; the two-sided p-value doubles the smaller tail of Binomial(n, 1/2)."""
+    n = only_a + only_b
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, k) for k in range(min(only_a, only_b) + 1)) / 2 ** n
+    return min(1.0, 2 * tail)
 
 
 def show_accuracy(name, correct, total):

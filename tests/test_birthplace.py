@@ -194,6 +194,25 @@ def test_read_questions_parse_and_accuracy(tmp_path):
     assert p.returncode != 0 and p.stderr.startswith("error: ") and "has no answers" in p.stderr
 
 
+def test_paired_comparison_of_two_predictions_files(tmp_path):
+    from evals.probe import mcnemar
+    assert mcnemar(0, 5) == 2 / 32 and mcnemar(5, 0) == 2 / 32  # 5 fair coins all one way: 1/32 a side
+    assert mcnemar(1, 9) == pytest.approx(2 * (1 + 9 + 1) / 2 ** 10) and mcnemar(3, 3) == 1.0 and mcnemar(0, 0) == 1.0
+    dev = tmp_path / "dev.tsv"
+    places = ["London", "Paris", "Oslo", "Rome", "Lima", "Kyiv", "Bern", "Baku"]
+    dev.write_text("".join(f"Where was P{i} born?\t{p}\n" for i, p in enumerate(places)), encoding="utf-8")
+    a, b = tmp_path / "a.txt", tmp_path / "b.txt"
+    a.write_text("London\nParis\nOslo\nRome\nLima\nx\nx\nx\n", encoding="utf-8")  # 5 right
+    b.write_text("London\nx\nx\nx\nx\nx\nx\nBaku\n", encoding="utf-8")  # 2 right: one shared, one its own
+    printed = in_process("evaluate.py", f"--paired={a},{b}", f"--questions={dev}")
+    assert f"{a}: 5/8 correct = 62.5% (standard error 17.1)" in printed and f"{b}: 2/8 correct = 25.0%" in printed
+    assert f"both 1, only A 4, only B 1; McNemar's exact test p = {2 * 6 / 32:.4g}" in printed
+    b.write_text("London\n", encoding="utf-8")  # predictions of other questions: refused, with what to do
+    with pytest.raises(SystemExit) as e:
+        in_process("evaluate.py", f"--paired={a},{b}", f"--questions={dev}")
+    assert e.value.code == f"error: {b} has 1 lines for 8 questions; give predictions of the same questions"
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("attention", ["vanilla", "synthesizer"])
 def test_pretrain_finetune_evaluate_pipeline(bp_data, tmp_path, attention):
@@ -208,6 +227,10 @@ def test_pretrain_finetune_evaluate_pipeline(bp_data, tmp_path, attention):
     ckpt = load_checkpoint(os.path.join(fin, "ckpt.pt"))
     assert ckpt["iter_num"] == 6  # a fresh count: not 12 + 6
     assert ckpt["model_args"]["n_embd"] == 32 and ckpt["model_args"]["attention"] == attention  # the pretrained model
+    with open(os.path.join(fin, "config.json")) as f:  # and the run's record says so, not the finetune's defaults
+        recorded = json.load(f)["config"]
+    assert (recorded["n_embd"], recorded["attention"]) == (32, attention) == (ckpt["config"]["n_embd"],
+                                                                             ckpt["config"]["attention"])
     evals = [json.loads(line) for line in open(os.path.join(fin, "log.jsonl")) if "val_loss" in line]
     uniform = math.log(load_meta(os.path.join(folder, "finetune"))["vocab_size"])
     # starts from the pretrained weights, not from a uniform guess (ln 257 = 5.55 on the course files)
@@ -292,6 +315,35 @@ def test_holdout_is_a_fixed_part_of_the_training_questions(bp_data, tmp_path):
     with pytest.raises(SystemExit) as e:  # refused before anything is written
         main([f"--input={fixture('birthplace')}", f"--out_dir={tmp_path}/c", "--holdout=300"])
     assert "--holdout=300" in str(e.value.code) and not os.path.exists(f"{tmp_path}/c")
+
+
+def test_holdout_is_drawn_by_person(tmp_path):
+    """A person asked about twice (the course's train file has 9, some with two answers) lands whole
+    on one side of the split, the draw is the same on every prepare, and it holds exactly n."""
+    from data.birthplace.prepare import holdout_rows, main
+    from data.birthplace.batches import PERSON
+    lines = course_file("birth_places_train.tsv").splitlines()
+    # 40 of the people asked a second time, with another answer, at the file's end as in the course's
+    twice = [f"{q}\tSomewhere {i}" for i, q in enumerate(line.split("\t")[0] for line in lines[::7][:40])]
+    for name in ("wiki.txt", "birth_dev.tsv", "birth_test_inputs.tsv"):
+        (tmp_path / name).write_text(course_file(name), encoding="utf-8")
+    (tmp_path / "birth_places_train.tsv").write_text("\n".join(lines + twice) + "\n", encoding="utf-8")
+    person = lambda line: PERSON.fullmatch(line.split("\t")[0]).group(1)  # noqa: E731
+    for n in (1, 37, 50, 120):
+        rows = holdout_rows([line.split("\t")[0] for line in lines + twice], n)
+        held = {person((lines + twice)[i]) for i in rows}
+        kept = {person(line) for i, line in enumerate(lines + twice) if i not in set(rows)}
+        assert len(rows) == n and not held & kept
+    assert holdout_rows(["a", "b", "a", "c"], 2) in ([0, 2], [1, 3])  # other questions: each its own person
+    for out in ("a", "b"):
+        main([f"--input={tmp_path}", f"--out_dir={tmp_path}/{out}", "--holdout=60"])
+    held, kept = decoded_lines(f"{tmp_path}/a/finetune", "val"), decoded_lines(f"{tmp_path}/a/finetune", "train")
+    assert len(held) == 60 and len(kept) == len(lines) + 40 - 60
+    assert not {person(q) for q in held} & {person(q) for q in kept}
+    assert any(person(q) in {person(t) for t in twice} for q in held)  # some asked-twice person went out, whole
+    assert held == decoded_lines(f"{tmp_path}/b/finetune", "val")
+    pre = decoded_lines(f"{tmp_path}/a/pretrain", "qa")  # mixed training's questions: the kept side's alone
+    assert pre == kept
 
 
 def test_question_files_by_name_from_meta(bp_data):

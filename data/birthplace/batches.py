@@ -2,9 +2,9 @@
 Training examples for the knowledge probe (CS224N assignment 5), built fresh at every draw.
 
 data/loader.py imports this module because the prepared meta.json names it ("batch_module"):
-load_split(data_dir, split, meta, block_size, length_bands, qa_share, random_windows) returns
-an object whose examples(seeds) gives one (x, y) pair of int64 arrays of length block_size per
-seed, y = -1 where no loss is taken. The loader draws the seeds, stacks the examples and trims the
+load_split(data_dir, split, meta, block_size, length_bands, qa_share, random_windows, aug_share)
+returns an object whose examples(seeds) gives one (x, y) pair of int64 arrays of length block_size
+per seed, y = -1 where no loss is taken. The loader draws the seeds, stacks the examples and trims the
 all-ignored columns at the end, so a batch costs what its longest example costs.
 
 length_bands > 1 makes the batches cheaper without changing what is learnt on average: the
@@ -25,9 +25,12 @@ Two options of span corruption, both off by default (the course's protocol), set
                     the training people's questions (qa.bin, the finetune's train split), in
                     this share of the tokens; val stays span corruption alone
   random_windows    the kept stretch of a document starts anywhere in it, not at its beginning
+  aug_share         knowledge augmentation: this share of the train split's documents is drawn
+                    from rewritten copies of the paragraphs (aug.bin, prepare.py --augment)
 """
 
 import os
+import re
 
 import numpy as np
 
@@ -35,6 +38,7 @@ from data.common import open_tokens, prepare_hint
 
 PAD, MASK = 0, 1  # ids of "□" and "⁇": prepare.py puts them first in the vocabulary
 PAD_CHAR, MASK_CHAR = "□", "⁇"
+PERSON = re.compile(r"Where was (.+) born\?")  # the course's one question, about one person
 
 
 def split_on(ids, sep):
@@ -100,16 +104,21 @@ def pick_band(rng, bands):
 
 
 class SpanCorruption:
-    """Bands of the truncation length: a band's examples are at most its top + 2 tokens long."""
+    """Bands of the truncation length: a band's examples are at most its top + 2 tokens long.
+    With rewrites (knowledge augmentation, augment.py) a document is one of them with probability
+    aug_share, else one of docs."""
 
-    def __init__(self, docs, block_size, length_bands=1, anywhere=False):
+    def __init__(self, docs, block_size, length_bands=1, anywhere=False, rewrites=(), aug_share=0.0):
         self.docs, self.block_size, self.anywhere = docs, block_size, anywhere
+        self.rewrites, self.aug_share = rewrites, aug_share
         lo, hi = truncation_range(block_size)
         self.bands = np.array_split(np.arange(lo, hi + 1), max(1, length_bands))
 
     def example(self, rng, band):
-        """One example of a random document, its truncation length drawn from band."""
-        doc = self.docs[rng.integers(len(self.docs))]
+        """One example of a random document, its truncation length drawn from band. Augmentation
+        draws one more number, and only when it is on, so a run without it is what it was."""
+        docs = self.rewrites if self.aug_share and rng.random() < self.aug_share else self.docs
+        doc = docs[rng.integers(len(docs))]
         return span_corruption_example(doc, rng, self.block_size, (band[0], band[-1]), self.anywhere)
 
     def examples(self, seeds):
@@ -121,8 +130,13 @@ class SpanCorruption:
         """An example's expected length in tokens: the kept characters (the truncation length,
         uniform over all bands together, or the document's length when shorter) and two masks."""
         lo, hi = truncation_range(self.block_size)
-        lengths = np.array([len(d) for d in self.docs])
-        return np.minimum(np.arange(lo, hi + 1)[None, :], lengths[:, None]).mean() + 2  # (docs, lengths)
+
+        def mean(docs):
+            lengths = np.array([len(d) for d in docs])
+            return np.minimum(np.arange(lo, hi + 1)[None, :], lengths[:, None]).mean()  # (docs, lengths)
+        kept = mean(self.docs) if not self.aug_share else \
+            (1 - self.aug_share) * mean(self.docs) + self.aug_share * mean(self.rewrites)
+        return kept + 2
 
 
 class QA:
@@ -184,24 +198,37 @@ def read_pairs(data_dir, split, meta):
     return pairs
 
 
-def load_split(data_dir, split, meta, block_size, length_bands=1, qa_share=0.0, random_windows=False):
+def documents(data_dir, split, meta):
+    """A split of one document per line -> the documents long enough to corrupt (4 tokens)."""
+    lines = split_on(np.asarray(open_tokens(data_dir, split, meta), dtype=np.int64), meta["newline"])
+    return [d for d in lines if len(d) >= 4]
+
+
+def load_split(data_dir, split, meta, block_size, length_bands=1, qa_share=0.0, random_windows=False,
+               aug_share=0.0):
     if not 0 <= qa_share <= 1:
         raise ValueError(f"qa_share={qa_share} is not a share of the tokens; give one from 0 to 1")
+    if not 0 <= aug_share <= 1:
+        raise ValueError(f"aug_share={aug_share} is not a share of the documents drawn; give one from 0 to 1")
     if meta["objective"] == "span_corruption":
         if block_size < 8:
             raise ValueError(f"span corruption needs block_size >= 8 (got {block_size})")
-        lines = split_on(np.asarray(open_tokens(data_dir, split, meta), dtype=np.int64), meta["newline"])
+        aug_share = aug_share if split == "train" else 0.0
+        if aug_share and "aug_tokens" not in meta:
+            raise ValueError(f"{data_dir} holds no rewritten paragraphs (aug.bin, for --aug_share); prepare it with "
+                             f"--augment, e.g. python data/birthplace/prepare.py --augment=fullname,shuffle")
         # val stays the documents alone, each from its beginning: its loss compares with a plain run's
-        span = SpanCorruption([d for d in lines if len(d) >= 4], block_size, length_bands,
-                              random_windows and split == "train")
+        span = SpanCorruption(documents(data_dir, split, meta), block_size, length_bands,
+                              random_windows and split == "train",
+                              documents(data_dir, "aug", meta) if aug_share else (), aug_share)
         if split != "train" or not qa_share:
             return span
         if "qa_tokens" not in meta:
             raise ValueError(f"{data_dir} holds no questions to mix in (qa.bin, for --qa_share); {prepare_hint(data_dir)}")
         return Mixed(span, QA(read_pairs(data_dir, "qa", meta), block_size), qa_share)
     if meta["objective"] == "qa":
-        if qa_share or random_windows:
-            raise ValueError(f"--qa_share and --random_windows change span-corruption pretraining, and {data_dir} "
-                             f"is a finetuning dataset; drop them")
+        if qa_share or random_windows or aug_share:
+            raise ValueError(f"--qa_share, --random_windows and --aug_share change span-corruption pretraining, and "
+                             f"{data_dir} is a finetuning dataset; drop them")
         return QA(read_pairs(data_dir, split, meta), block_size, length_bands)
     raise ValueError(f"unknown objective {meta['objective']!r} in {data_dir}/meta.json")

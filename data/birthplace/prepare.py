@@ -5,6 +5,7 @@ pretraining on Wikipedia-style text and recall them after finetuning on "Where w
     python data/birthplace/prepare.py                 # the course files placed in data/birthplace/
     python data/birthplace/prepare.py --input=DIR     # or a folder holding them
     python data/birthplace/prepare.py --holdout=0     # finetune on all 2,000 questions (the course's split)
+    python data/birthplace/prepare.py --augment=fullname,shuffle --copies=4   # and rewrites (augment.py)
 
 DIR holds the four files of the assignment's handout (the course materials, a5.zip):
 wiki.txt (one paragraph about one person per line), birth_places_train.tsv and
@@ -15,13 +16,15 @@ and MASK "⁇" (id 1). Two prepared datasets come out, each a token stream with 
 that names data/birthplace/batches.py, which turns lines into training examples:
     data/birthplace/pretrain/   train.bin = val.bin = wiki.txt   (span corruption; val is the
                                 same documents, since pretraining is about storing them),
-                                qa.bin = the finetune's train.bin (mixed training, --qa_share)
+                                qa.bin = the finetune's train.bin (mixed training, --qa_share),
+                                aug.bin = --copies rewrites of each paragraph (--augment, --aug_share)
     data/birthplace/finetune/   train.bin = birth_places_train.tsv less the holdout,
                                 val.bin = the holdout (--holdout=0: val.bin = birth_dev.tsv)
 
-The holdout (--holdout=N, 200 by default: a fixed random draw of the training questions) is
-where a finetuning recipe is chosen: train.py's val loss and evaluate.py --questions=holdout
-measure it, and dev stays untouched until a recipe is final. The finetune folder also keeps
+The holdout (--holdout=N, 200 by default: a fixed random draw of the training people, every
+question about a person on the same side; holdout_rows) is where a finetuning recipe is chosen:
+train.py's val loss and evaluate.py --questions=holdout measure it, and dev stays untouched
+until a recipe is final. The finetune folder also keeps
 the question files, holdout.tsv, birth_dev.tsv and birth_test_inputs.tsv, and its meta.json
 names them, so evaluate.py finds dev and the test inputs however the data came in.
 On the course files:
@@ -37,7 +40,8 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-from data.birthplace.batches import MASK_CHAR, PAD_CHAR  # noqa: E402
+from data.birthplace.augment import RULES, augment  # noqa: E402
+from data.birthplace.batches import MASK_CHAR, PAD_CHAR, PERSON  # noqa: E402
 from data.common import write_meta  # noqa: E402
 from data.writer import write_dataset, write_tokens  # noqa: E402
 
@@ -58,13 +62,43 @@ def read_files(folder):
     return texts
 
 
+def holdout_rows(questions, n, seed=HOLDOUT_SEED):
+    """The rows of the n questions kept out of finetuning, drawn by person: the rows are shuffled
+    by a fixed seed and each row drawn brings every row about its person, while they fit in n, so
+    a person's questions all land on the same side (the course's train file asks about 9 people
+    twice, some with different answers). Single rows fill n exactly; the draw is the row-by-row one
+    of earlier versions but for those people. A question not in the course's form is a person of
+    its own. Returns sorted row indices."""
+    person = [m.group(1) if (m := PERSON.fullmatch(q)) else q for q in questions]
+    rows = {}  # person -> the rows that ask about them
+    for i, p in enumerate(person):
+        rows.setdefault(p, []).append(i)
+    held = set()
+    for i in np.random.default_rng(seed).permutation(len(questions)):
+        if i not in held and len(held) + len(rows[person[i]]) <= n:
+            held.update(rows[person[i]])
+        if len(held) == n:
+            break
+    return sorted(held)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--input", default=HERE, help="folder with the four course files")
     ap.add_argument("--out_dir", default=HERE, help="writes pretrain/ and finetune/ here")
     ap.add_argument("--holdout", type=int, default=200,
                     help="training questions kept out of finetuning, to choose a recipe on (0: none, val = dev)")
+    ap.add_argument("--augment", default="",
+                    help=f"knowledge augmentation: rewrite rules for pretrain/aug.bin, comma-separated, of {', '.join(RULES)} "
+                         f"(train.py --aug_share draws from it)")
+    ap.add_argument("--copies", type=int, default=4, help="augmentation: rewritten copies of each paragraph")
+    ap.add_argument("--augment_seed", type=int, default=0, help="augmentation: the seed of the random rules")
     args = ap.parse_args(argv)
+    rules = tuple(r for r in args.augment.split(",") if r)
+    if bad := [r for r in rules if r not in RULES]:
+        sys.exit(f"error: --augment={args.augment}: unknown rule {bad[0]!r}; use some of {', '.join(RULES)}")
+    if rules and args.copies < 1:
+        sys.exit(f"error: --copies={args.copies} must be at least 1 with --augment")
 
     texts = read_files(args.input)
     chars = "".join(sorted(set("".join(texts.values()))))
@@ -94,11 +128,9 @@ def main(argv=None):
     if not 0 <= args.holdout < len(train_q):
         sys.exit(f"error: --holdout={args.holdout} must be at least 0 and below the {len(train_q)} training "
                  f"questions")
-    held = np.sort(np.random.default_rng(HOLDOUT_SEED).permutation(len(train_q))[:args.holdout])
-    holdout = [train_q[i] for i in held]
-    keep = np.ones(len(train_q), dtype=bool)
-    keep[held] = False
-    train_q = [q for q, k in zip(train_q, keep) if k]
+    held = set(holdout_rows([line.split("\t")[0] for line in train_q], args.holdout))
+    holdout = [q for i, q in enumerate(train_q) if i in held]
+    train_q = [q for i, q in enumerate(train_q) if i not in held]
     files = {"dev": "birth_dev.tsv", "test": "birth_test_inputs.tsv"}
     if args.holdout:
         files["holdout"] = "holdout.tsv"
@@ -108,7 +140,18 @@ def main(argv=None):
                          questions={k: f"../finetune/{v}" for k, v in files.items()}, **common)
     # the questions that mixed training may show pretraining: the finetune's, never the holdout's or dev's
     n_qa, top = write_tokens(os.path.join(folder, "qa.bin"), encode_lines(train_q), meta["dtype"], meta["vocab_size"])
-    write_meta(folder, dict(meta, qa_tokens=n_qa, max_token_id=max(meta["max_token_id"], top)))
+    meta = dict(meta, qa_tokens=n_qa, max_token_id=max(meta["max_token_id"], top))
+    if rules:  # rewrites of every paragraph, the holdout's and dev's people too, as wiki.txt holds them all
+        copies = augment([line for line in wiki.split("\n") if line], rules, args.copies, args.augment_seed)
+        n_aug, top = write_tokens(os.path.join(folder, "aug.bin"), encode_lines(copies), meta["dtype"],
+                                  meta["vocab_size"])
+        meta = dict(meta, aug_tokens=n_aug, max_token_id=max(meta["max_token_id"], top),
+                    augment=dict(rules=list(rules), copies=args.copies, seed=args.augment_seed))
+        print(f"augmentation: {len(copies):,} rewritten paragraphs ({', '.join(rules)}; {args.copies} of each), "
+              f"{n_aug:,} characters")
+    elif os.path.exists(os.path.join(folder, "aug.bin")):
+        os.remove(os.path.join(folder, "aug.bin"))  # a former prepare's rewrites would not match this meta
+    write_meta(folder, meta)
     print(f"pretrain: {sum(1 for line in wiki.split(chr(10)) if line):,} documents, {len(wiki):,} characters; "
           f"{len(train_q):,} questions to mix in")
 
