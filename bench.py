@@ -27,7 +27,7 @@ cached steps of the first format.
 
 --mode=head times the LM head and its loss alone, forward and backward, on batch_size * block_size
 tokens of random n_embd-wide hidden states: the whole logits with F.cross_entropy (GPT.forward with
---fused_loss=off), against the tiles of model.linear_cross_entropy (--fused_loss=on), each in a
+--fused_loss=off), against the tiles of fused_loss.linear_cross_entropy (--fused_loss=on), each in a
 process of its own, with the peak memory each needs (see bench_head). docs/results.md, "The LM head
 and its loss", has the figures.
 
@@ -58,7 +58,8 @@ from configurator import configure
 from data.common import dataset_dir, load_meta, open_tokens
 from data.loader import draw_batch_starts, get_batch
 from device import autocast_context, lookup_peak_flops, resolve_device, resolve_dtype, setup_device
-from model import GPT, GPTConfig, linear_cross_entropy
+from fused_loss import linear_cross_entropy
+from model import GPT, GPTConfig
 from optim import optimizer_step, scaling_law_lr
 from parallel import build_model, fsdp_error, sync_gradients, unfuse, wrap_ddp
 from quantize import LINEARS, quantize_error, quantize_model, usable_formats, weight_bytes

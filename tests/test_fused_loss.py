@@ -1,4 +1,4 @@
-"""The LM head's loss in tiles (model.linear_cross_entropy, GPTConfig.fused_loss) against the whole logits
+"""The LM head's loss in tiles (fused_loss.linear_cross_entropy, GPTConfig.fused_loss) against the whole logits
 and F.cross_entropy: the loss and both gradients in fp32 and under bf16 autocast, ignored and padded
 entries, uneven tiles, never a whole (N, V) tensor; then in the GPT: tied and untied heads, the auto rule,
 return_logits, activation checkpointing, torch.compile, and DDP and FSDP on 2 gloo ranks (this file is
@@ -17,7 +17,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from conftest import run  # noqa: E402
-from model import FUSED_MIN_VOCAB, GPT, GPTConfig, linear_cross_entropy  # noqa: E402
+from fused_loss import FUSED_MIN_VOCAB, linear_cross_entropy  # noqa: E402
+from model import GPT, GPTConfig  # noqa: E402
 
 
 def inputs(N=200, C=48, V=300, padded=320, ignored=5, seed=0):
@@ -303,21 +304,21 @@ def test_compiled_cpu_tiles_equal_the_eager_ones(monkeypatch):
     """Full tiles of the CPU's shape run compiled (one pass over each tile's element-wise work); the
     ragged ones eagerly. Both give F.cross_entropy's loss and gradients; with the compiler out of
     reach, a warning and the same numbers."""
-    import model
+    import fused_loss
     x, w, t = inputs(N=1100, C=16, V=2100, padded=2112, ignored=7)  # 1 full row tile + 76 rows; 2 full vocab tiles + 52
     for bf16, tol in ((False, 1e-5), (True, 2e-2)):
         want = reference(x, w, t, 2100, bf16)
         got = fused(x, w, t, 2100, bf16)
         assert abs(got[0].item() - want[0].item()) < tol * 10
         assert torch.allclose(got[1], want[1], atol=tol * 1e-2, rtol=tol) and torch.allclose(got[2], want[2], atol=tol * 1e-2, rtol=tol)
-    assert all(callable(f) for f in model.COMPILED_TILES.values()) and len(model.COMPILED_TILES) == 2
+    assert all(callable(f) for f in fused_loss.COMPILED_TILES.values()) and len(fused_loss.COMPILED_TILES) == 2
 
     def broken(fn, **kw):
         def fail(*a):
             raise RuntimeError("no compiler")
         return fail
-    monkeypatch.setattr(model, "COMPILED_TILES", {})
+    monkeypatch.setattr(fused_loss, "COMPILED_TILES", {})
     monkeypatch.setattr(torch, "compile", broken)
     with pytest.warns(UserWarning, match="cannot compile its tiles"):
         again = fused(x, w, t, 2100)
-    assert torch.equal(again[1], fused(x, w, t, 2100)[1]) and set(model.COMPILED_TILES.values()) == {None}
+    assert torch.equal(again[1], fused(x, w, t, 2100)[1]) and set(fused_loss.COMPILED_TILES.values()) == {None}
