@@ -60,7 +60,7 @@ from data.loader import draw_batch_starts, get_batch
 from device import autocast_context, lookup_peak_flops, resolve_device, resolve_dtype, setup_device
 from fused_loss import linear_cross_entropy
 from model import GPT, GPTConfig
-from optim import optimizer_step, scaling_law_lr
+from optim import configure_optimizers, optimizer_step, scaling_law_lr
 from parallel import build_model, fsdp_error, sync_gradients, unfuse, wrap_ddp
 from quantize import LINEARS, quantize_error, quantize_model, usable_formats, weight_bytes
 
@@ -157,7 +157,7 @@ def main():
     model = build_model(GPTConfig(**model_args), None, device_, dtype_, sharded, activation_checkpointing,
                         compile)  # as train.py builds it; FSDP compiles each block
     lr = scaling_law_lr(model.num_body_params()) if learning_rate == "auto" else learning_rate
-    optimizers = model.configure_optimizers(weight_decay, lr, (beta1, beta2), device_type, optimizer, muon_lr)
+    optimizers = configure_optimizers(model, weight_decay, lr, (beta1, beta2), device_type, optimizer, muon_lr)
     unfuse(optimizers, sharded)
     step_model = torch.compile(model) if compile and not sharded else model
     if distributed and not sharded:

@@ -469,36 +469,6 @@ class GPT(nn.Module):
         options = None if mode else {"cpp_wrapper": True}  # the graph called from C++: ~10% less per token on a CPU
         self.compiled_step = torch.compile(self.cached_step, dynamic=False, mode=mode, options=options)
 
-    def configure_optimizers(self, weight_decay, learning_rate, betas, device_type, optimizer="adamw", muon_lr=0.02):
-        """A list of torch.optim optimizers that together update every parameter once. Weight
-        decay goes on matrices (dim >= 2) only, never on biases, norms or gains.
-        'adamw': one AdamW. 'adafactor': one Adafactor, whose second moments of a matrix are a row
-        and a column vector and which keeps no first moment (Shazeer & Stern 2018); in torch its
-        learning rate caps a step relative to the weight's RMS, 1e-2 in the paper.
-        'muon': Muon (Jordan et al. 2024) at muon_lr for the matrices inside the blocks, whose
-        update it orthogonalises, and AdamW at learning_rate for the rest: the embeddings, the
-        LM head, norms and biases, which Muon is not meant for."""
-        if optimizer not in ("adamw", "adafactor", "muon"):
-            raise ValueError(f"unknown optimizer {optimizer!r}; use 'adamw', 'adafactor' or 'muon'")
-        params = [p for p in self.parameters() if p.requires_grad]
-        hidden = {id(p) for p in self.transformer.h.parameters() if p.dim() == 2} if optimizer == "muon" else set()
-        rest = [p for p in params if id(p) not in hidden]
-        groups = [
-            {"params": [p for p in rest if p.dim() >= 2], "weight_decay": weight_decay},
-            {"params": [p for p in rest if p.dim() < 2], "weight_decay": 0.0},
-        ]
-        if optimizer == "adafactor":
-            # torch's Adafactor updates one tensor at a time unless foreach=True (the batched kernels
-            # take about one more copy of the weights at peak); on a GPU the launches cost more than that
-            return [torch.optim.Adafactor(groups, lr=learning_rate, foreach=device_type == "cuda")]
-        fused = device_type in ("cuda", "cpu")  # one kernel for the whole update (measured faster on CPU too)
-        adamw = torch.optim.AdamW(groups, lr=learning_rate, betas=betas, fused=fused)
-        if optimizer == "adamw":
-            return [adamw]
-        from optim import Muon, muon_dtype  # the project's Muon: it picks the dtype it orthogonalises in
-        matrices = [p for p in params if id(p) in hidden]
-        return [adamw, Muon(matrices, lr=muon_lr, weight_decay=weight_decay, ns_dtype=muon_dtype(device_type))]
-
     def flops_per_token(self):
         """Training FLOPs per token, forward + backward: 6N for the matrices plus the
         attention scores (PaLM paper, appendix B). N leaves out the input embedding when it is

@@ -1,7 +1,8 @@
 """
-How the weights move: the learning-rate schedule, the scaling-law learning rate, and one
-optimizer step (clipping, loss scaling, clearing the gradients); and how long the rest of the
-schedule takes (the ETA train.py prints).
+How the weights move: the optimizers (configure_optimizers: AdamW, Adafactor or Muon), the
+learning-rate schedule, the scaling-law learning rate, and one optimizer step (clipping, loss
+scaling, clearing the gradients); and how long the rest of the schedule takes (the ETA train.py
+prints).
 
 The schedule is written once, for the run's peak learning_rate. Every parameter group follows
 it as a multiplier on its own initial rate (AdamW's and Adafactor's groups start at
@@ -48,6 +49,36 @@ def eta_seconds(iter_num, max_iters, eval_interval, step_s, eval_s):
     if max_iters % eval_interval and iter_num <= max_iters:
         evals += 1
     return max(0, max_iters - iter_num) * step_s + evals * eval_s
+
+
+def configure_optimizers(model, weight_decay, learning_rate, betas, device_type, optimizer="adamw", muon_lr=0.02):
+    """A list of torch.optim optimizers that together update every parameter of model (a GPT)
+    once. Weight decay goes on matrices (dim >= 2) only, never on biases, norms or gains.
+    'adamw': one AdamW. 'adafactor': one Adafactor, whose second moments of a matrix are a row
+    and a column vector and which keeps no first moment (Shazeer & Stern 2018); in torch its
+    learning rate caps a step relative to the weight's RMS, 1e-2 in the paper.
+    'muon': Muon (Jordan et al. 2024) at muon_lr for the matrices inside the blocks, whose
+    update it orthogonalises, and AdamW at learning_rate for the rest: the embeddings, the
+    LM head, norms and biases, which Muon is not meant for."""
+    if optimizer not in ("adamw", "adafactor", "muon"):
+        raise ValueError(f"unknown optimizer {optimizer!r}; use 'adamw', 'adafactor' or 'muon'")
+    params = [p for p in model.parameters() if p.requires_grad]
+    hidden = {id(p) for p in model.transformer.h.parameters() if p.dim() == 2} if optimizer == "muon" else set()
+    rest = [p for p in params if id(p) not in hidden]
+    groups = [
+        {"params": [p for p in rest if p.dim() >= 2], "weight_decay": weight_decay},
+        {"params": [p for p in rest if p.dim() < 2], "weight_decay": 0.0},
+    ]
+    if optimizer == "adafactor":
+        # torch's Adafactor updates one tensor at a time unless foreach=True (the batched kernels
+        # take about one more copy of the weights at peak); on a GPU the launches cost more than that
+        return [torch.optim.Adafactor(groups, lr=learning_rate, foreach=device_type == "cuda")]
+    fused = device_type in ("cuda", "cpu")  # one kernel for the whole update (measured faster on CPU too)
+    adamw = torch.optim.AdamW(groups, lr=learning_rate, betas=betas, fused=fused)
+    if optimizer == "adamw":
+        return [adamw]
+    matrices = [p for p in params if id(p) in hidden]
+    return [adamw, Muon(matrices, lr=muon_lr, weight_decay=weight_decay, ns_dtype=muon_dtype(device_type))]
 
 
 def remember_initial_lr(optimizers):

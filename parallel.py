@@ -304,13 +304,14 @@ def convert(folder, path):
 
     from checkpoint import save_checkpoint
     from model import GPTConfig
+    from optim import configure_optimizers
 
     run = torch.load(os.path.join(folder, "run.pt"), map_location="cpu", weights_only=True)
     known = {f.name for f in fields(GPTConfig)}
     model = GPT(GPTConfig(**{k: v for k, v in run["model_args"].items() if k in known}))
     cfg = run["config"]
-    optimizers = model.configure_optimizers(cfg["weight_decay"], cfg["learning_rate"], (cfg["beta1"], cfg["beta2"]),
-                                            "cpu", cfg["optimizer"], cfg["muon_lr"])
+    optimizers = configure_optimizers(model, cfg["weight_decay"], cfg["learning_rate"], (cfg["beta1"], cfg["beta2"]),
+                                      "cpu", cfg["optimizer"], cfg["muon_lr"])
     for opt in optimizers:
         for group in opt.param_groups:
             group["initial_lr"] = group["lr"]

@@ -41,8 +41,8 @@ from data.tokenizer import tokenizer_record
 from device import (autocast_context, bf16_warning, cpu_has_bf16, dtype_error, lookup_peak_flops, resolve_device,
                     resolve_dtype, setup_device)
 from model import GPTConfig
-from optim import (apply_lr, eta_seconds, get_lr, load_scaler_state, optimizer_step, remember_initial_lr,
-                   scaling_law_lr)
+from optim import (apply_lr, configure_optimizers, eta_seconds, get_lr, load_scaler_state, optimizer_step,
+                   remember_initial_lr, scaling_law_lr)
 from parallel import (all_finite, build_model, fsdp_error, full_state, load_optimizers, load_resume, load_sharded,
                       save_sharded, sync_gradients, unfuse, wrap_ddp)
 
@@ -223,7 +223,7 @@ if __name__ == "__main__":
             print(f"learning_rate=auto: {learning_rate:.3e} for N = {model.num_body_params():,} non-embedding "
                   f"parameters (Kaplan et al. 2020)")
     try:
-        optimizers = model.configure_optimizers(weight_decay, learning_rate, (beta1, beta2), device_type,
+        optimizers = configure_optimizers(model, weight_decay, learning_rate, (beta1, beta2), device_type,
                                                 optimizer, muon_lr)  # a list: Muon comes with an AdamW
     except ValueError as e:
         sys.exit(f"error: {e}")

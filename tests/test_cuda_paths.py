@@ -14,7 +14,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 import device
 from checkpoint import rng_state, save_checkpoint, set_rng_state
 from model import GPT, GPTConfig
-from optim import load_scaler_state
+from optim import configure_optimizers, load_scaler_state
 
 TINY = dict(n_layer=2, n_head=4, n_embd=64, block_size=32, vocab_size=97, dropout=0.0)
 
@@ -171,7 +171,7 @@ def test_checkpoints_load_into_host_memory_for_evaluate(tmp_path, monkeypatch):
     the model to its device. The device here is 'meta', which no loader maps a checkpoint to."""
     import evaluate
     model = tiny()
-    opt = model.configure_optimizers(0.1, 1e-3, (0.9, 0.95), "cpu")[0]
+    opt = configure_optimizers(model, 0.1, 1e-3, (0.9, 0.95), "cpu")[0]
     model(torch.zeros(1, 4, dtype=torch.long), torch.zeros(1, 4, dtype=torch.long))[1].backward()
     opt.step()
     save_checkpoint({"model": model.state_dict(), "model_args": {**TINY}, "optimizer": [opt.state_dict()],
@@ -232,8 +232,8 @@ def test_setup_device_uses_the_new_tf32_switches_and_the_rank_gpu(monkeypatch):
 
 def test_adafactor_takes_the_batched_path_on_cuda():
     m = tiny()
-    on_gpu = m.configure_optimizers(0.1, 1e-2, (0.9, 0.95), "cuda", "adafactor")[0]
-    on_cpu = m.configure_optimizers(0.1, 1e-2, (0.9, 0.95), "cpu", "adafactor")[0]
+    on_gpu = configure_optimizers(m, 0.1, 1e-2, (0.9, 0.95), "cuda", "adafactor")[0]
+    on_cpu = configure_optimizers(m, 0.1, 1e-2, (0.9, 0.95), "cpu", "adafactor")[0]
     assert on_gpu.defaults["foreach"] is True and not on_cpu.defaults["foreach"]
 
 

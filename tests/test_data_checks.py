@@ -14,6 +14,7 @@ import torch
 import checkpoint
 from conftest import TINY_TRAIN, exit_message, fixture, in_process, quietly, run
 from data.common import DataError, load_meta, open_tokens
+from optim import configure_optimizers
 from data.tokenizer import same_tokenizer, tokenizer_identity
 from data.writer import write_dataset
 from data.loader import get_batch
@@ -280,7 +281,7 @@ def test_failed_sharded_write_keeps_the_last_whole_save(tmp_path, monkeypatch):
     from model import GPT, GPTConfig
     from parallel import latest_sharded, load_run, save_sharded
     model = GPT(GPTConfig(n_layer=1, n_head=2, n_embd=16, block_size=8, vocab_size=11))
-    optimizers = model.configure_optimizers(0.1, 1e-3, (0.9, 0.95), "cpu")
+    optimizers = configure_optimizers(model, 0.1, 1e-3, (0.9, 0.95), "cpu")
     out = str(tmp_path)
     save_sharded(model, optimizers, {"iter_num": 10}, out)
     real = dcp_files._write_item

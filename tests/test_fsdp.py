@@ -19,6 +19,7 @@ sys.path.insert(0, ROOT)
 from checkpoint import load_checkpoint  # noqa: E402
 from data.writer import write_char_dataset  # noqa: E402
 from model import GPT, GPTConfig  # noqa: E402
+from optim import configure_optimizers  # noqa: E402
 
 TINY = ["--device=cpu", "--dtype=float32", "--n_layer=2", "--n_head=2", "--n_embd=64", "--block_size=32",
         "--batch_size=4", "--gradient_accumulation_steps=4", "--eval_iters=2", "--log_interval=1",
@@ -176,7 +177,7 @@ def test_a_sharded_save_at_a_saved_iteration_keeps_the_old_one_until_the_new_one
 
     torch.manual_seed(0)
     model = GPT(GPTConfig(n_layer=1, n_head=2, n_embd=16, block_size=8, vocab_size=11))
-    optimizers = model.configure_optimizers(0.1, 1e-3, (0.9, 0.95), "cpu")
+    optimizers = configure_optimizers(model, 0.1, 1e-3, (0.9, 0.95), "cpu")
     out = str(tmp_path)
     save_sharded(model, optimizers, {"iter_num": 20, "saved": "first"}, out)
 

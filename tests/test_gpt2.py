@@ -13,6 +13,7 @@ import transformers
 from conftest import exit_message, in_process, run
 from data.tokenizer import load_nanogpt_meta_pkl
 from model import GPT, GPTConfig
+from optim import configure_optimizers
 from checkpoint import load_checkpoint, load_pretrained, upgrade_nanogpt_checkpoint
 
 TINY = dict(n_layer=2, n_head=4, n_embd=64, block_size=32, vocab_size=97)
@@ -206,7 +207,7 @@ def test_nanogpt_checkpoint_loads_with_its_optimizer_state_renumbered(tmp_path):
     assert ckpt["best_val_loss"] == 2.5 and ckpt["model_args"]["use_rope"] is False
     ours = GPT(GPTConfig(**ckpt["model_args"]))
     ours.load_state_dict(ckpt["model"])
-    [opt] = ours.configure_optimizers(0.1, 1e-3, (0.9, 0.99), "cpu")
+    [opt] = configure_optimizers(ours, 0.1, 1e-3, (0.9, 0.99), "cpu")
     opt.load_state_dict(ckpt["optimizer"][0])
     for name, p in ours.named_parameters():
         assert torch.equal(p, dict(model.named_parameters())[name])

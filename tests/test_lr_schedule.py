@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from model import GPT, GPTConfig
-from optim import Muon, apply_lr, get_lr, load_optimizer_states, remember_initial_lr
+from optim import Muon, apply_lr, configure_optimizers, get_lr, load_optimizer_states, remember_initial_lr
 
 
 def old_loop_rates(optimizers, it, lr_cfg, muon_lr):
@@ -40,7 +40,7 @@ def test_every_group_gets_the_same_rate_as_before_bit_for_bit(optimizer, sched):
     cfg = {"use_warmup": True, "use_cosine": True, "decay_lr": True, **sched}
     muon_lr = 0.05
     model = GPT(GPTConfig(n_layer=1, n_head=2, n_embd=16, block_size=8, vocab_size=11))
-    optimizers = model.configure_optimizers(0.1, cfg["learning_rate"], (0.9, 0.95), "cpu", optimizer, muon_lr)
+    optimizers = configure_optimizers(model, 0.1, cfg["learning_rate"], (0.9, 0.95), "cpu", optimizer, muon_lr)
     remember_initial_lr(optimizers)
     assert len({type(o) for o in optimizers}) == (2 if optimizer == "muon" else 1)
     for it in range(cfg["lr_decay_iters"] + 5):  # warmup, cosine, and the flat tail after it
@@ -61,13 +61,13 @@ def test_the_schedule_at_its_landmarks():
 
 def test_resume_keeps_each_groups_initial_rate_even_from_old_checkpoints():
     model = GPT(GPTConfig(n_layer=1, n_head=2, n_embd=16, block_size=8, vocab_size=11))
-    adamw, muon = model.configure_optimizers(0.1, 1e-3, (0.9, 0.95), "cpu", "muon", 0.05)
+    adamw, muon = configure_optimizers(model, 0.1, 1e-3, (0.9, 0.95), "cpu", "muon", 0.05)
     old = [adamw.state_dict(), muon.state_dict()]  # saved before initial_lr existed: the groups lack it
     for state, lr in zip(old, (2e-4, 1e-2)):
         for g in state["param_groups"]:
             assert "initial_lr" not in g
             g["lr"] = lr  # and hold the last step's scheduled rate
-    fresh = model.configure_optimizers(0.1, 1e-3, (0.9, 0.95), "cpu", "muon", 0.05)
+    fresh = configure_optimizers(model, 0.1, 1e-3, (0.9, 0.95), "cpu", "muon", 0.05)
     remember_initial_lr(fresh)
     load_optimizer_states(fresh, old)
     assert [g["initial_lr"] for o in fresh for g in o.param_groups] == [1e-3, 1e-3, 0.05]

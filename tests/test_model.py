@@ -5,6 +5,7 @@ import torch
 from torch.nn import functional as F
 
 from model import GPT, GPTConfig, KVCache, sample_next
+from optim import configure_optimizers
 
 TINY = dict(n_layer=2, n_head=4, n_embd=64, block_size=32, vocab_size=97, dropout=0.0)
 
@@ -75,7 +76,7 @@ def test_num_params_excludes_positions():
 
 def test_optimizer_decays_only_matrices():
     m = tiny()
-    [opt] = m.configure_optimizers(0.1, 1e-3, (0.9, 0.95), "cpu")
+    [opt] = configure_optimizers(m, 0.1, 1e-3, (0.9, 0.95), "cpu")
     decay, no_decay = opt.param_groups
     assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
     assert all(p.dim() >= 2 for p in decay["params"]) and all(p.dim() < 2 for p in no_decay["params"])

@@ -14,7 +14,7 @@ from conftest import copy_run, exit_message, quietly, run
 from model import GPT, GPTConfig
 from checkpoint import read_log
 from checkpoint import load_checkpoint, model_from_checkpoint
-from optim import Muon, muon_dtype, newton_schulz, optimizer_step, scaling_law_lr
+from optim import Muon, configure_optimizers, muon_dtype, newton_schulz, optimizer_step, scaling_law_lr
 
 TINY = ["--device=cpu", "--dtype=float32", "--n_layer=2", "--n_head=2", "--n_embd=32", "--block_size=32", "--batch_size=8",
         "--gradient_accumulation_steps=1", "--eval_iters=2", "--log_interval=1", "--warmup_iters=2", "--compile=False"]
@@ -94,7 +94,7 @@ def test_resume_refuses_another_optimizer(char_data, char_run, tmp_path):
 def test_muon_takes_the_block_matrices_and_adamw_the_rest():
     torch.manual_seed(0)
     m = GPT(GPTConfig(n_layer=2, n_head=2, n_embd=32, block_size=16, vocab_size=65, tie_embeddings=False))
-    adamw, muon = m.configure_optimizers(0.1, 1e-3, (0.9, 0.95), "cpu", "muon", muon_lr=0.05)
+    adamw, muon = configure_optimizers(m, 0.1, 1e-3, (0.9, 0.95), "cpu", "muon", muon_lr=0.05)
     assert isinstance(adamw, torch.optim.AdamW) and isinstance(muon, Muon)
     name = {id(p): n for n, p in m.named_parameters()}
     in_muon = {name[id(p)] for g in muon.param_groups for p in g["params"]}
@@ -103,7 +103,7 @@ def test_muon_takes_the_block_matrices_and_adamw_the_rest():
     assert in_muon.isdisjoint(in_adamw) and in_muon | in_adamw == set(name.values())  # each parameter once
     assert {"transformer.wte.weight", "lm_head.weight", "transformer.wpe.weight"} <= in_adamw
     assert muon.param_groups[0]["lr"] == 0.05 and adamw.param_groups[0]["lr"] == 1e-3
-    [ada] = m.configure_optimizers(0.1, 1e-2, (0.9, 0.95), "cpu", "adafactor")
+    [ada] = configure_optimizers(m, 0.1, 1e-2, (0.9, 0.95), "cpu", "adafactor")
     assert isinstance(ada, torch.optim.Adafactor)
 
 
@@ -126,7 +126,7 @@ def test_muon_orthogonalises_in_fp32_on_a_cpu_without_bf16_units(monkeypatch):
         monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
         assert muon_dtype("cpu") == want
         m = GPT(GPTConfig(n_layer=1, n_head=2, n_embd=16, block_size=8, vocab_size=11))
-        assert m.configure_optimizers(0.1, 1e-3, (0.9, 0.95), "cpu", "muon")[1].param_groups[0]["ns_dtype"] == want
+        assert configure_optimizers(m, 0.1, 1e-3, (0.9, 0.95), "cpu", "muon")[1].param_groups[0]["ns_dtype"] == want
     assert muon_dtype("mps") == "float32"
 
 
@@ -142,7 +142,7 @@ def muon_model_with_grads(scale):
     """A tiny GPT, its [AdamW, Muon], and every parameter a finite gradient times scale."""
     torch.manual_seed(0)
     m = GPT(GPTConfig(n_layer=1, n_head=2, n_embd=16, block_size=8, vocab_size=11))
-    opts = m.configure_optimizers(0.1, 1e-2, (0.9, 0.95), "cpu", "muon")
+    opts = configure_optimizers(m, 0.1, 1e-2, (0.9, 0.95), "cpu", "muon")
     for p in m.parameters():
         p.grad = torch.randn_like(p) * scale
     return m, opts
