@@ -4,6 +4,7 @@ paragraph (--random_windows). On the invented people of tests/data/birthplace, 5
 training questions held out (conftest's bp_data)."""
 
 import os
+import re
 
 import numpy as np
 import pytest
@@ -247,3 +248,25 @@ def test_random_windows_leave_the_val_split_as_a_plain_run_has_it(bp_data):
     plain, windowed = (draw(splits[w]["val"], 20, 8) for w in (False, True))
     assert all(np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
                for pa, pb in zip(plain, windowed) for a, b in zip(pa, pb))
+
+
+def test_probe_batches_counts_tokens_and_question_passes(bp_data, tmp_path):
+    """bench/probe_batches.py: what a pretraining step computes, from the loader's own batches."""
+    folder, _ = bp_data
+    pre = os.path.join(folder, "pretrain")
+    plain = run("bench/probe_batches.py", f"--data_dir={pre}", "--sample=200", "--iters=1000", "--batch_size=16").stdout
+    mix = run("bench/probe_batches.py", f"--data_dir={pre}", "--sample=200", "--iters=1000", "--batch_size=16",
+              "--qa_share=0.5").stdout
+    assert "0.00 questions" in plain and "passes" not in plain
+
+    def numbers(text):
+        m = re.search(r"per step: ([\d.]+) tokens \(([\d.]+) a row\), [\d.]+ targets scored, ([\d.]+) questions\n"
+                      r"in 1,000 iterations: ([\d.]+)M tokens(?:, ([\d,]+) questions = ([\d.]+) passes over 250)?", text)
+        return [float(v.replace(",", "")) if v else None for v in m.groups()]
+    for out in (plain, mix):  # a row is at most a block, and the total is the step's tokens times the iterations
+        step, row, _, total, _, _ = numbers(out)
+        assert 4 < row <= 128 and total == pytest.approx(step * 1000 / 1e6, abs=0.06)
+    source, _ = mixed(folder, 0.5)
+    _, _, per_step, _, asked, passes = numbers(mix)
+    assert per_step == pytest.approx(16 * source.p_question, rel=0.1)  # as often as Mixed draws them
+    assert asked == pytest.approx(per_step * 1000, abs=1) and passes == pytest.approx(asked / 250, abs=0.06)
