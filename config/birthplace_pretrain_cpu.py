@@ -1,8 +1,9 @@
 # The knowledge probe's pretraining on a CPU (2 cores): the course's model, with 261 epochs of
 # span corruption in batches of 32 instead of the course's 650 in batches of 128. After
-# config/birthplace_finetune_cpu.py, on dev (London: 5.0%; docs/birthplace.md): 26.0% from an 86-minute
-# run in bf16 on 2 Intel cores with AMX (alone on the machine). A step there takes about 0.22 s;
-# in fp32 on 2 AVX2 cores (AMD EPYC) about 0.50 s, so 24,000 iterations take over 3 hours there.
+# config/birthplace_finetune_cpu.py, on dev (London: 5.0%; docs/birthplace.md): 25.0% from a 48-minute
+# run in bf16 on 2 AMD EPYC Zen 5 cores (2026-12-07), 26.0% from an 86-minute one on 2 Intel cores with
+# AMX (2026-12-05). A step takes about 0.12 s there; in fp32 on 2 AVX2 cores (an older AMD EPYC) about
+# 0.50 s, so 24,000 iterations take over 3 hours there.
 #   python train.py config/birthplace_pretrain_cpu.py
 #   python train.py config/birthplace_pretrain_cpu.py --init_from=resume     # continue a stopped run
 # What makes it fit: batches of 32 at lr 1e-3 instead of 128 at 6e-3 (four times the updates
