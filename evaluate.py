@@ -19,6 +19,7 @@ Evaluate a checkpoint. --task chooses what is measured:
     python evaluate.py --out_dir=out-birthplace-pretrain --ckpt=ckpt-00004000.pt --task=recall   # a kept checkpoint
     python evaluate.py --baseline_only=True --dataset=birthplace/finetune --questions=dev
     python evaluate.py --paired=A.txt,B.txt --dataset=birthplace/finetune --questions=dev   # two models' predictions
+    python evaluate.py --paired=A1.txt+A2.txt,B1.txt+B2.txt --dataset=birthplace/finetune --questions=dev   # two seeds each
     python evaluate.py --init_from=gpt2 --task=hellaswag                   # or --input=hellaswag_val.jsonl
     python evaluate.py --out_dir=out --task=lm_eval --lm_eval_tasks=arc_easy,piqa
     torchrun --standalone --nproc_per_node=8 evaluate.py --init_from=gpt2 --task=hellaswag
@@ -31,7 +32,10 @@ printed beside the baseline of always answering --baseline ("London" in CS224N).
 --questions takes a name from the dataset's meta.json (data/birthplace/prepare.py records
 "holdout", "dev" and "test"); --task=qa without it answers dev and test. --paired=A,B compares
 two predictions files of the same questions, without a model: each accuracy, and McNemar's exact
-test on the questions that one answers right and the other wrong.
+test on the questions that one answers right and the other wrong. An arm may be several files
+joined by "+" (one per seed, say): each question then scores the number of its files that answer
+it right, and the sign test counts the questions where A scores more against those where B does
+(with one file a side, that is McNemar's test).
 
 --task=recall asks a pretrained model what it stored: each person of --questions (dev by
 default) is prompted with "Name." as wiki.txt starts their paragraph, the model continues
@@ -83,7 +87,7 @@ finetuned = ""  # recall: a finetuned run's folder, whose answers to the same pe
 max_answer_tokens = 32  # qa: stop an answer after this many tokens (the longest course answer has 15)
 baseline = "London"  # qa: the constant answer the accuracy is compared with
 baseline_only = False  # qa: only the baseline's accuracy, no checkpoint needed
-paired = ""  # qa: "A,B", two predictions files of --questions: each accuracy and McNemar's test, no checkpoint needed
+paired = ""  # qa: "A,B", two predictions files of --questions (or "A1+A2,B1+B2": seeds): accuracies and McNemar's test, no checkpoint
 input = ""  # hellaswag: a local copy of hellaswag_val.jsonl instead of downloading it
 limit = 0  # hellaswag and lm_eval: only the first this many examples (0: all)
 lm_eval_tasks = ""  # lm_eval: comma-separated task names
@@ -263,23 +267,34 @@ def gold_answers(what):
 
 def compare_predictions():
     """--paired=A,B: two models' predictions of the same questions, each accuracy with its standard
-    error, and McNemar's exact test on the questions only one of them answers."""
-    files = paired.split(",")
-    if len(files) != 2:
-        sys.exit(f"error: --paired={paired} needs two predictions files, A,B")
+    error, and McNemar's exact test on the questions only one of them answers. An arm of several
+    files (A1+A2): per question, how many of its files answer right; the same exact test then
+    counts the questions where one arm's count is higher (the sign test)."""
+    arms = [arm.split("+") for arm in paired.split(",")]
+    if len(arms) != 2 or not all(all(arm) for arm in arms):
+        sys.exit(f"error: --paired={paired} needs two arms of predictions files, A,B (or A1+A2,B1+B2 for seeds)")
     path, answers = gold_answers("--paired")
-    try:
-        right = [[s == a for s, a in zip(read_predictions(f, len(answers)), answers)] for f in files]
-    except (OSError, ValueError) as e:
-        sys.exit(f"error: {e}")
     n = len(answers)
-    for f, r in zip(files, right):
-        p = sum(r) / n
-        print(f"{f}: {sum(r)}/{n} correct = {100 * p:.1f}% (standard error {100 * math.sqrt(p * (1 - p) / n):.1f})")
-    only_a = sum(a and not b for a, b in zip(*right))
-    only_b = sum(b and not a for a, b in zip(*right))
-    print(f"on {path}: both {sum(a and b for a, b in zip(*right))}, only A {only_a}, only B {only_b}; "
-          f"McNemar's exact test p = {mcnemar(only_a, only_b):.4g}")
+    scores = []  # per arm: [n] how many of its files answer each question right
+    for arm in arms:
+        try:
+            right = [[s == a for s, a in zip(read_predictions(f, n), answers)] for f in arm]
+        except (OSError, ValueError) as e:
+            sys.exit(f"error: {e}")
+        for f, r in zip(arm, right):
+            p = sum(r) / n
+            print(f"{f}: {sum(r)}/{n} correct = {100 * p:.1f}% (standard error {100 * math.sqrt(p * (1 - p) / n):.1f})")
+        if len(arm) > 1:
+            print(f"  mean of {len(arm)}: {100 * sum(map(sum, right)) / (n * len(arm)):.1f}%")
+        scores.append([sum(col) for col in zip(*right)])
+    more_a = sum(a > b for a, b in zip(*scores))
+    more_b = sum(b > a for a, b in zip(*scores))
+    if all(len(arm) == 1 for arm in arms):
+        both = sum(a and b for a, b in zip(*scores))
+        print(f"on {path}: both {both}, only A {more_a}, only B {more_b}; McNemar's exact test p = {mcnemar(more_a, more_b):.4g}")
+    else:
+        print(f"on {path}, per question over {'+'.join(str(len(arm)) for arm in arms)} files: A right more often "
+              f"{more_a}, B {more_b}, as often {n - more_a - more_b}; sign test p = {mcnemar(more_a, more_b):.4g}")
 
 
 def main():

@@ -132,7 +132,8 @@ def read_predictions(path, n):
 def mcnemar(only_a, only_b):
     """McNemar's exact test of two models on the same questions: only_a questions answered by the
     first alone, only_b by the second alone. Under "equally good" each of those n = only_a + only_b
-    questions is a fair coin; the two-sided p-value doubles the smaller tail of Binomial(n, 1/2)."""
+    questions is a fair coin; the two-sided p-value doubles the smaller tail of Binomial(n, 1/2).
+    The same test is the sign test: only_a items where A does better, only_b where B does."""
     n = only_a + only_b
     if n == 0:
         return 1.0

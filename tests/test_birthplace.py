@@ -213,6 +213,28 @@ def test_paired_comparison_of_two_predictions_files(tmp_path):
     assert e.value.code == f"error: {b} has 1 lines for 8 questions; give predictions of the same questions"
 
 
+def test_paired_comparison_of_two_seeds_a_side(tmp_path):
+    """Arms of several files: per question the number of files right, and the sign test on those."""
+    dev = tmp_path / "dev.tsv"
+    places = ["London", "Paris", "Oslo", "Rome", "Lima", "Kyiv", "Bern", "Baku"]
+    dev.write_text("".join(f"Where was P{i} born?\t{p}\n" for i, p in enumerate(places)), encoding="utf-8")
+    files = {}
+    for name, right in {"a1": "11110000", "a2": "11101100", "b1": "10000001", "b2": "11000000"}.items():
+        files[name] = tmp_path / f"{name}.txt"
+        files[name].write_text("".join(f"{p if r == '1' else 'x'}\n" for p, r in zip(places, right)), encoding="utf-8")
+    # per question, A's count - B's: 0, 1, 2, 1, 1, 1, 0, -1: A ahead on 5, B on 1, level on 2
+    printed = in_process("evaluate.py", f"--paired={files['a1']}+{files['a2']},{files['b1']}+{files['b2']}",
+                         f"--questions={dev}")
+    assert f"{files['a2']}: 5/8 correct = 62.5%" in printed and "mean of 2: 56.2%" in printed and "mean of 2: 25.0%" in printed
+    assert f"per question over 2+2 files: A right more often 5, B 1, as often 2; sign test p = {2 * 7 / 64:.4g}" in printed
+    # one file a side is McNemar's test, as before
+    printed = in_process("evaluate.py", f"--paired={files['a1']},{files['b1']}", f"--questions={dev}")
+    assert f"both 1, only A 3, only B 1; McNemar's exact test p = {2 * 5 / 16:.4g}" in printed
+    with pytest.raises(SystemExit) as e:  # an empty name in an arm
+        in_process("evaluate.py", f"--paired={files['a1']}+,{files['b1']}", f"--questions={dev}")
+    assert e.value.code.startswith("error: --paired=") and "A1+A2,B1+B2" in e.value.code
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("attention", ["vanilla", "synthesizer"])
 def test_pretrain_finetune_evaluate_pipeline(bp_data, tmp_path, attention):
