@@ -10,7 +10,8 @@
 # Their figures, and this config's search for the share on the holdout, are in docs/birthplace.md:
 # 24,000 iterations at share 0.05, then the finetune config at 640 iterations, answer 29.0% of the holdout
 # and 29.8% of dev (47 min alone on 2 AMD Zen 5 cores, 2026-12-07), against 25.0% and 25.0% for the same
-# schedule without the questions and its own best finetune (McNemar p = 0.06 on dev, one seed each).
+# schedule without the questions and its own best finetune. A second seed (Intel, 2026-12-07): 27.6%
+# against 25.8% of dev; over both seeds 28.7% against 25.4%, sign test p = 0.12: not a significant lead.
 #   python train.py config/birthplace_pretrain_mixed_cpu.py
 #   python evaluate.py --out_dir=out-birthplace-pretrain-mixed-cpu --questions=holdout   # it answers without a finetune
 #   python evaluate.py --out_dir=out-birthplace-pretrain-mixed-cpu --task=recall
