@@ -273,6 +273,9 @@ def compare_predictions():
     arms = [arm.split("+") for arm in paired.split(",")]
     if len(arms) != 2 or not all(all(arm) for arm in arms):
         sys.exit(f"error: --paired={paired} needs two arms of predictions files, A,B (or A1+A2,B1+B2 for seeds)")
+    if len(arms[0]) != len(arms[1]):
+        sys.exit(f"error: --paired={paired} gives {len(arms[0])} and {len(arms[1])} files; give each arm as many "
+                 f"(one per seed), so the per-question counts compare")
     path, answers = gold_answers("--paired")
     n = len(answers)
     scores = []  # per arm: [n] how many of its files answer each question right

@@ -233,6 +233,9 @@ def test_paired_comparison_of_two_seeds_a_side(tmp_path):
     with pytest.raises(SystemExit) as e:  # an empty name in an arm
         in_process("evaluate.py", f"--paired={files['a1']}+,{files['b1']}", f"--questions={dev}")
     assert e.value.code.startswith("error: --paired=") and "A1+A2,B1+B2" in e.value.code
+    with pytest.raises(SystemExit) as e:  # two files against one: the counts would not compare
+        in_process("evaluate.py", f"--paired={files['a1']}+{files['a2']},{files['b1']}", f"--questions={dev}")
+    assert e.value.code.startswith("error: --paired=") and "gives 2 and 1 files" in e.value.code
 
 
 @pytest.mark.slow
