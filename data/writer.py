@@ -80,13 +80,19 @@ def ordered_pool_map(fn, items, num_proc, initializer=None, initargs=()):
     """Yield fn(item) for each item, in input order, computed by num_proc worker processes
     (num_proc=1: in this process). At most 2 * num_proc items are in flight at any time, so
     memory stays bounded however long items is and however slow the consumer; Pool.imap
-    would read ahead as far as its pipe lets it."""
+    would read ahead as far as its pipe lets it.
+
+    The workers are spawned (a fresh interpreter each), not forked: a fork copies every lock that
+    another thread of this process holds at that moment (torch's, a tokenizer's, the logging
+    module's) into a child where no thread will ever release it, and a worker that takes one hangs
+    for good. So fn, initializer and items must pickle: fn and initializer defined at the top level
+    of a module (a script's own functions are fine when it runs main() under __name__ == "__main__")."""
     if num_proc <= 1:
         if initializer is not None:
             initializer(*initargs)
         yield from map(fn, items)
         return
-    with multiprocessing.Pool(num_proc, initializer, initargs) as pool:
+    with multiprocessing.get_context("spawn").Pool(num_proc, initializer, initargs) as pool:
         pending = deque()
         for item in items:
             pending.append(pool.apply_async(fn, (item,)))

@@ -10,6 +10,7 @@ import gzip
 import json
 import os
 import re
+import threading
 
 import numpy as np
 import pytest
@@ -23,6 +24,7 @@ import data.wikitext.prepare as wikitext
 from conftest import exit_message, fixture, in_process, quietly, run
 from data.common import load_meta, open_tokens
 from data.tokenizer import Tokenizer
+from data.writer import ordered_pool_map
 
 TINY = ["--device=cpu", "--dtype=float32", "--n_layer=2", "--n_head=2", "--n_embd=32", "--block_size=32", "--batch_size=4",
         "--gradient_accumulation_steps=1", "--eval_iters=2", "--eval_interval=5", "--max_iters=5",
@@ -156,6 +158,37 @@ def test_jsonl_gz_zst_and_globs_give_identical_bins(tmp_path):
             assert (outs[name] / f).read_bytes() == (outs["plain"] / f).read_bytes(), (name, f)
     meta = load_meta(str(outs["plain"]))
     assert meta["train_tokens"] + meta["val_tokens"] == sum(len(gpt2().encode_ordinary(d)) + 1 for d in docs)
+
+
+_HELD = threading.Lock()  # held by a thread of the test process while the workers start
+
+
+def lock_is_free(_):
+    """A worker's view of _HELD: True when it can take the lock within 5 s."""
+    took = _HELD.acquire(timeout=5)
+    if took:
+        _HELD.release()
+    return took
+
+
+def test_pool_workers_do_not_inherit_locks_held_by_other_threads():
+    """prepare.py runs beside other threads (torch's, the tokenizers'). A forked worker would get
+    a copy of every lock one of them held at the fork, held for good: the worker that needs it
+    hangs. Spawned workers import the module afresh, so the lock is free there."""
+    taken, done = threading.Event(), threading.Event()
+
+    def hold():
+        with _HELD:
+            taken.set()
+            done.wait()
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert taken.wait(5)
+        assert list(ordered_pool_map(lock_is_free, range(4), num_proc=2)) == [True] * 4
+    finally:
+        done.set()
+        holder.join()
 
 
 @pytest.fixture(scope="module")
