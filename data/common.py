@@ -50,8 +50,11 @@ def token_array(ids, vocab_size, dtype, tokenizer=None):
 
 
 def write_meta(out_dir, meta):
-    with open(os.path.join(out_dir, "meta.json"), "w") as f:
+    """meta.json through a temp file, so a crash leaves the old file or the new one, never half of one."""
+    path = os.path.join(out_dir, "meta.json")
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
         json.dump(meta, f, indent=1, ensure_ascii=False)
+    os.replace(path + ".tmp", path)
 
 
 class DataError(ValueError):

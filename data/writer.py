@@ -29,14 +29,20 @@ def write_tokens(path, ids, dtype, vocab_size=None, tokenizer=None):
     return len(arr), int(arr.max()) if len(arr) else -1
 
 
-def write_dataset(out_dir, train_ids, val_ids, tokenizer, vocab_size, **extra):
-    """Write train.bin, val.bin and meta.json; returns the meta dict."""
+def write_dataset(out_dir, train_ids, val_ids, tokenizer, vocab_size, streams=None, **extra):
+    """Write train.bin, val.bin, one NAME.bin for each NAME: ids of streams (counted in meta.json as
+    NAME_tokens), then meta.json; returns the meta dict. meta.json goes last and the old one is
+    removed first, so a write stopped part-way leaves a folder that asks to be prepared again, never
+    a meta.json that describes other bins."""
     os.makedirs(out_dir, exist_ok=True)
+    if os.path.exists(os.path.join(out_dir, "meta.json")):
+        os.remove(os.path.join(out_dir, "meta.json"))
     dtype = dtype_for_vocab(vocab_size)
-    n_train, max_train = write_tokens(os.path.join(out_dir, "train.bin"), train_ids, dtype, vocab_size, tokenizer)
-    n_val, max_val = write_tokens(os.path.join(out_dir, "val.bin"), val_ids, dtype, vocab_size, tokenizer)
-    meta = dict(vocab_size=vocab_size, dtype=dtype, tokenizer=tokenizer, train_tokens=n_train, val_tokens=n_val,
-                max_token_id=max(max_train, max_val), **extra)
+    counts, top = {}, -1
+    for name, ids in {"train": train_ids, "val": val_ids, **(streams or {})}.items():
+        n, largest = write_tokens(os.path.join(out_dir, f"{name}.bin"), ids, dtype, vocab_size, tokenizer)
+        counts[f"{name}_tokens"], top = n, max(top, largest)
+    meta = dict(vocab_size=vocab_size, dtype=dtype, tokenizer=tokenizer, **counts, max_token_id=top, **extra)
     write_meta(out_dir, meta)
     return meta
 

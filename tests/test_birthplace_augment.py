@@ -8,7 +8,7 @@ import re
 import numpy as np
 import pytest
 
-from conftest import fixture, in_process, quietly
+from conftest import exit_message, fixture, in_process, quietly
 from data.birthplace.augment import augment, clauses, full_names, rewrite, split_opening
 from data.birthplace.batches import MASK, load_split
 from data.common import load_meta
@@ -165,6 +165,36 @@ def test_aug_share_errors_are_sentences(bp_data, aug_data):
     with pytest.raises(SystemExit) as e:
         main([f"--input={fixture('birthplace')}", f"--out_dir={aug_data['a']}-x", "--augment=fullname,born"])
     assert "unknown rule 'born'" in str(e.value.code) and not os.path.exists(f"{aug_data['a']}-x")
+
+
+def test_a_prepare_stopped_part_way_is_refused_then_redone(aug_data, tmp_path, monkeypatch):
+    """A prepare --augment stopped while it writes aug.bin (Ctrl-C, a closed pipe) leaves no
+    meta.json, so train.py asks for prepare again instead of pairing the old meta with new bins;
+    a plain prepare after an augmented one drops aug.bin and aug_tokens together."""
+    import shutil
+    import data.writer
+    from data.birthplace.prepare import main
+    folder = str(tmp_path / "bp")
+    shutil.copytree(aug_data["a"], folder)
+    real = data.writer.write_tokens
+
+    def killed_at_aug(path, *a, **k):
+        if path.endswith("aug.bin"):
+            raise KeyboardInterrupt
+        return real(path, *a, **k)
+    monkeypatch.setattr(data.writer, "write_tokens", killed_at_aug)
+    with pytest.raises(KeyboardInterrupt):
+        quietly(main, [f"--input={fixture('birthplace')}", f"--out_dir={folder}", "--holdout=50",
+                       "--augment=fullname", "--copies=2"])
+    monkeypatch.undo()
+    assert not os.path.exists(os.path.join(folder, "pretrain", "meta.json"))
+    message = exit_message(in_process, "train.py", f"--data_dir={folder}/pretrain", *TINY, "--aug_share=0.5",
+                           "--max_iters=1", f"--out_dir={tmp_path / 'run'}")
+    assert "meta.json is missing; prepare" in message
+    quietly(main, [f"--input={fixture('birthplace')}", f"--out_dir={folder}", "--holdout=50"])
+    pre = os.path.join(folder, "pretrain")
+    assert not os.path.exists(os.path.join(pre, "aug.bin")) and "aug_tokens" not in load_meta(pre)
+    assert load_meta(pre)["qa_tokens"] == os.path.getsize(os.path.join(pre, "qa.bin")) // 2
 
 
 def test_train_takes_aug_share_with_mixed_training(aug_data, tmp_path):

@@ -411,3 +411,37 @@ def test_clear_run_deletes_the_runs_files_only(tmp_path):
     gone = checkpoint.clear_run(str(tmp_path))
     assert sorted(os.listdir(tmp_path)) == ["input.txt", "notes.txt"]
     assert len(gone) == 8 and "ckpt_dcp" in gone
+
+
+def test_a_write_stopped_part_way_leaves_no_meta_that_describes_other_bins(tmp_path, monkeypatch):
+    """meta.json is the last file a prepare writes, and the old one goes first: a prepare stopped
+    while it writes a bin leaves a folder that asks to be prepared again, never an old meta.json
+    beside new bins; and meta.json itself is replaced whole or not at all."""
+    import data.common
+    import data.writer
+    folder, spec = str(tmp_path / "d"), {"kind": "char", "chars": "abcdefg"}
+    write_dataset(folder, np.arange(100) % 7, np.arange(50) % 7, spec, 7, streams={"side": np.arange(30) % 7})
+    assert load_meta(folder)["side_tokens"] == 30 and os.path.getsize(os.path.join(folder, "side.bin")) == 60
+    real = data.writer.write_tokens
+
+    def killed_at_side(path, *a, **k):
+        if path.endswith("side.bin"):
+            raise KeyboardInterrupt
+        return real(path, *a, **k)
+    monkeypatch.setattr(data.writer, "write_tokens", killed_at_side)
+    with pytest.raises(KeyboardInterrupt):  # new train.bin (200 tokens) written, then stopped
+        write_dataset(folder, np.arange(200) % 7, np.arange(50) % 7, spec, 7, streams={"side": np.arange(40) % 7})
+    with pytest.raises(FileNotFoundError, match="meta.json is missing; prepare"):
+        load_meta(folder)
+    monkeypatch.undo()
+    meta = write_dataset(folder, np.arange(200) % 7, np.arange(50) % 7, spec, 7, streams={"side": np.arange(40) % 7})
+    assert load_meta(folder) == meta and meta["train_tokens"] == 200 and meta["side_tokens"] == 40
+
+    def dump_half(obj, f, **k):
+        f.write('{"vocab_size": ')
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(data.common.json, "dump", dump_half)
+    with pytest.raises(OSError):
+        data.common.write_meta(folder, dict(meta, train_tokens=1))
+    monkeypatch.undo()
+    assert load_meta(folder) == meta  # the old meta.json, whole

@@ -42,8 +42,7 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 from data.birthplace.augment import RULES, augment  # noqa: E402
 from data.birthplace.batches import MASK_CHAR, PAD_CHAR, PERSON  # noqa: E402
-from data.common import write_meta  # noqa: E402
-from data.writer import write_dataset, write_tokens  # noqa: E402
+from data.writer import write_dataset  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FILES = ("wiki.txt", "birth_places_train.tsv", "birth_dev.tsv", "birth_test_inputs.tsv")
@@ -136,22 +135,19 @@ def main(argv=None):
         files["holdout"] = "holdout.tsv"
     wiki = texts["wiki.txt"]
     folder = os.path.join(args.out_dir, "pretrain")
-    meta = write_dataset(folder, encode("wiki.txt"), encode("wiki.txt"), objective="span_corruption",
-                         questions={k: f"../finetune/{v}" for k, v in files.items()}, **common)
     # the questions that mixed training may show pretraining: the finetune's, never the holdout's or dev's
-    n_qa, top = write_tokens(os.path.join(folder, "qa.bin"), encode_lines(train_q), meta["dtype"], meta["vocab_size"])
-    meta = dict(meta, qa_tokens=n_qa, max_token_id=max(meta["max_token_id"], top))
+    streams, extra = {"qa": encode_lines(train_q)}, {}
     if rules:  # rewrites of every paragraph, the holdout's and dev's people too, as wiki.txt holds them all
         copies = augment([line for line in wiki.split("\n") if line], rules, args.copies, args.augment_seed)
-        n_aug, top = write_tokens(os.path.join(folder, "aug.bin"), encode_lines(copies), meta["dtype"],
-                                  meta["vocab_size"])
-        meta = dict(meta, aug_tokens=n_aug, max_token_id=max(meta["max_token_id"], top),
-                    augment=dict(rules=list(rules), copies=args.copies, seed=args.augment_seed))
+        streams["aug"] = encode_lines(copies)
+        extra["augment"] = dict(rules=list(rules), copies=args.copies, seed=args.augment_seed)
+    meta = write_dataset(folder, encode("wiki.txt"), encode("wiki.txt"), streams=streams, objective="span_corruption",
+                         questions={k: f"../finetune/{v}" for k, v in files.items()}, **extra, **common)
+    if rules:
         print(f"augmentation: {len(copies):,} rewritten paragraphs ({', '.join(rules)}; {args.copies} of each), "
-              f"{n_aug:,} characters")
+              f"{meta['aug_tokens']:,} characters")
     elif os.path.exists(os.path.join(folder, "aug.bin")):
-        os.remove(os.path.join(folder, "aug.bin"))  # a former prepare's rewrites would not match this meta
-    write_meta(folder, meta)
+        os.remove(os.path.join(folder, "aug.bin"))  # a former prepare's rewrites; the new meta.json has no aug_tokens
     print(f"pretrain: {sum(1 for line in wiki.split(chr(10)) if line):,} documents, {len(wiki):,} characters; "
           f"{len(train_q):,} questions to mix in")
 
