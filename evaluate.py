@@ -20,6 +20,7 @@ Evaluate a checkpoint. --task chooses what is measured:
     python evaluate.py --baseline_only=True --dataset=birthplace/finetune --questions=dev
     python evaluate.py --paired=A.txt,B.txt --dataset=birthplace/finetune --questions=dev   # two models' predictions
     python evaluate.py --paired=A1.txt+A2.txt,B1.txt+B2.txt --dataset=birthplace/finetune --questions=dev   # two seeds each
+    python evaluate.py --paired=A/holdout.recall.txt,B/holdout.recall.txt --dataset=birthplace/finetune --questions=holdout   # stored
     python evaluate.py --init_from=gpt2 --task=hellaswag                   # or --input=hellaswag_val.jsonl
     python evaluate.py --out_dir=out --task=lm_eval --lm_eval_tasks=arc_easy,piqa
     torchrun --standalone --nproc_per_node=8 evaluate.py --init_from=gpt2 --task=hellaswag
@@ -32,7 +33,8 @@ printed beside the baseline of always answering --baseline ("London" in CS224N).
 --questions takes a name from the dataset's meta.json (data/birthplace/prepare.py records
 "holdout", "dev" and "test"); --task=qa without it answers dev and test. --paired=A,B compares
 two predictions files of the same questions, without a model: each accuracy, and McNemar's exact
-test on the questions that one answers right and the other wrong. An arm may be several files
+test on the questions that one answers right and the other wrong; two recall files (--task=recall)
+compare what two pretrained models stored in the same way. An arm may be several files
 joined by "+" (one per seed, say): each question then scores the number of its files that answer
 it right, and the sign test counts the questions where A scores more against those where B does
 (with one file a side, that is McNemar's test).
@@ -67,7 +69,7 @@ from device import autocast_context, resolve_device, resolve_dtype, setup_device
 from evals.bpb import bits_per_byte
 from evals.harness import harness_lm
 from evals.hellaswag import hellaswag_counts, hellaswag_file, read_hellaswag
-from evals.probe import (accuracy, answer, mcnemar, names_place, question_files, read_predictions, read_questions, recall,
+from evals.probe import (accuracy, answer, mcnemar, names_place, question_files, read_correct, read_questions, recall,
                          show_accuracy)
 from quantize import quantize_error, quantize_model
 
@@ -87,7 +89,7 @@ finetuned = ""  # recall: a finetuned run's folder, whose answers to the same pe
 max_answer_tokens = 32  # qa: stop an answer after this many tokens (the longest course answer has 15)
 baseline = "London"  # qa: the constant answer the accuracy is compared with
 baseline_only = False  # qa: only the baseline's accuracy, no checkpoint needed
-paired = ""  # qa: "A,B", two predictions files of --questions (or "A1+A2,B1+B2": seeds): accuracies and McNemar's test, no checkpoint
+paired = ""  # qa: "A,B", two predictions (or recall) files of --questions (or "A1+A2,B1+B2": seeds): accuracies and McNemar's test, no checkpoint
 input = ""  # hellaswag: a local copy of hellaswag_val.jsonl instead of downloading it
 limit = 0  # hellaswag and lm_eval: only the first this many examples (0: all)
 lm_eval_tasks = ""  # lm_eval: comma-separated task names
@@ -281,7 +283,7 @@ def compare_predictions():
     scores = []  # per arm: [n] how many of its files answer each question right
     for arm in arms:
         try:
-            right = [[s == a for s, a in zip(read_predictions(f, n), answers)] for f in arm]
+            right = [read_correct(f, answers) for f in arm]
         except (OSError, ValueError) as e:
             sys.exit(f"error: {e}")
         for f, r in zip(arm, right):

@@ -129,6 +129,21 @@ def read_predictions(path, n):
     return said
 
 
+def read_correct(path, answers):
+    """Per question, right or not: a predictions file (one answer a line, as qa writes it) by exact
+    match against answers, or a recall file (--task=recall's "Name.continuation<TAB>birthplace<TAB>1
+    or 0" lines) by its own mark, once its birthplaces are checked against answers. Raises ValueError."""
+    said = read_predictions(path, len(answers))
+    rows = [line.split("\t") for line in said]
+    if not all(len(r) == 3 and r[2] in ("0", "1") for r in rows):
+        return [s == a for s, a in zip(said, answers)]
+    other = [i for i, (r, a) in enumerate(zip(rows, answers)) if r[1] != a]
+    if other:
+        raise ValueError(f"{path} line {other[0] + 1} is about {rows[other[0]][1]!r}, not {answers[other[0]]!r}; "
+                         f"give a recall file of the same questions")
+    return [r[2] == "1" for r in rows]
+
+
 def mcnemar(only_a, only_b):
     """McNemar's exact test of two models on the same questions: only_a questions answered by the
     first alone, only_b by the second alone. Under "equally good" each of those n = only_a + only_b

@@ -213,6 +213,25 @@ def test_paired_comparison_of_two_predictions_files(tmp_path):
     assert e.value.code == f"error: {b} has 1 lines for 8 questions; give predictions of the same questions"
 
 
+def test_paired_comparison_of_what_two_models_stored(tmp_path):
+    """Two recall files (--task=recall) compare by their own marks of what is stored; a recall file
+    of other people is refused."""
+    dev = tmp_path / "dev.tsv"
+    places = ["London", "Paris", "Oslo", "Rome"]
+    dev.write_text("".join(f"Where was P{i} born?\t{p}\n" for i, p in enumerate(places)), encoding="utf-8")
+    a, b = tmp_path / "a.recall.txt", tmp_path / "b.recall.txt"
+    a.write_text("".join(f"P{i}. P{i} was born in {p} .\t{p}\t1\n" for i, p in enumerate(places)), encoding="utf-8")
+    b.write_text("".join(f"P{i}. P{i} is a poet .\t{p}\t{int(i == 0)}\n" for i, p in enumerate(places)),
+                 encoding="utf-8")
+    printed = in_process("evaluate.py", f"--paired={a},{b}", f"--questions={dev}")
+    assert f"{a}: 4/4 correct" in printed and f"{b}: 1/4 correct" in printed
+    assert f"both 1, only A 3, only B 0; McNemar's exact test p = {2 / 8:.4g}" in printed
+    b.write_text(b.read_text(encoding="utf-8").replace("\tRome\t", "\tLima\t"), encoding="utf-8")
+    with pytest.raises(SystemExit) as e:
+        in_process("evaluate.py", f"--paired={a},{b}", f"--questions={dev}")
+    assert e.value.code == f"error: {b} line 4 is about 'Lima', not 'Rome'; give a recall file of the same questions"
+
+
 def test_paired_comparison_of_two_seeds_a_side(tmp_path):
     """Arms of several files: per question the number of files right, and the sign test on those."""
     dev = tmp_path / "dev.tsv"
