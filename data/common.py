@@ -49,6 +49,14 @@ def token_array(ids, vocab_size, dtype, tokenizer=None):
     return arr.astype(dtype, copy=False)
 
 
+def retract_meta(out_dir):
+    """Remove meta.json before a dataset's bins are rewritten: meta.json is written last, so a write
+    stopped part-way leaves a folder that asks to be prepared again, never one whose meta.json
+    describes other bins."""
+    if os.path.exists(os.path.join(out_dir, "meta.json")):
+        os.remove(os.path.join(out_dir, "meta.json"))
+
+
 def write_meta(out_dir, meta):
     """meta.json through a temp file, so a crash leaves the old file or the new one, never half of one."""
     path = os.path.join(out_dir, "meta.json")

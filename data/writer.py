@@ -16,7 +16,7 @@ from collections import deque
 
 import numpy as np
 
-from data.common import DataError, dtype_for_vocab, token_array, write_meta
+from data.common import DataError, dtype_for_vocab, retract_meta, token_array, write_meta
 
 
 def write_tokens(path, ids, dtype, vocab_size=None, tokenizer=None):
@@ -31,12 +31,9 @@ def write_tokens(path, ids, dtype, vocab_size=None, tokenizer=None):
 
 def write_dataset(out_dir, train_ids, val_ids, tokenizer, vocab_size, streams=None, **extra):
     """Write train.bin, val.bin, one NAME.bin for each NAME: ids of streams (counted in meta.json as
-    NAME_tokens), then meta.json; returns the meta dict. meta.json goes last and the old one is
-    removed first, so a write stopped part-way leaves a folder that asks to be prepared again, never
-    a meta.json that describes other bins."""
+    NAME_tokens), then meta.json (the old one removed first: retract_meta); returns the meta dict."""
     os.makedirs(out_dir, exist_ok=True)
-    if os.path.exists(os.path.join(out_dir, "meta.json")):
-        os.remove(os.path.join(out_dir, "meta.json"))
+    retract_meta(out_dir)
     dtype = dtype_for_vocab(vocab_size)
     counts, top = {}, -1
     for name, ids in {"train": train_ids, "val": val_ids, **(streams or {})}.items():
@@ -156,6 +153,7 @@ class TokenWriter:
         for split in ("train", "val"):
             if self.tokens[split] == 0:
                 raise DataError(f"the {split} split is empty: there were no usable documents for it")
+        retract_meta(self.out_dir)  # the bins change one at a time below
         for p in self.path.values():
             os.replace(p + ".tmp", p)
         meta = dict(vocab_size=self.vocab_size, dtype=self.dtype, tokenizer=tokenizer,

@@ -184,6 +184,19 @@ def in_process(script, *argv):
         sys.argv = saved
 
 
+def stop_writing_at(monkeypatch, name):
+    """Make data/writer.py stop (KeyboardInterrupt, as Ctrl-C) when it comes to write the bin
+    `name` (e.g. "aug.bin"), as a prepare interrupted part-way; monkeypatch.undo() ends it."""
+    import data.writer
+    real = data.writer.write_tokens
+
+    def stopped(path, *args, **kw):
+        if os.path.basename(path) == name:
+            raise KeyboardInterrupt
+        return real(path, *args, **kw)
+    monkeypatch.setattr(data.writer, "write_tokens", stopped)
+
+
 def exit_message(fn, *args):
     """The one line a script stops with (its sys.exit("error: ...")), as python prints it to stderr."""
     with pytest.raises(SystemExit) as e:

@@ -8,7 +8,7 @@ import re
 import numpy as np
 import pytest
 
-from conftest import exit_message, fixture, in_process, quietly
+from conftest import exit_message, fixture, in_process, quietly, stop_writing_at
 from data.birthplace.augment import augment, clauses, full_names, rewrite, split_opening
 from data.birthplace.batches import MASK, load_split
 from data.common import load_meta
@@ -172,17 +172,10 @@ def test_a_prepare_stopped_part_way_is_refused_then_redone(aug_data, tmp_path, m
     meta.json, so train.py asks for prepare again instead of pairing the old meta with new bins;
     a plain prepare after an augmented one drops aug.bin and aug_tokens together."""
     import shutil
-    import data.writer
     from data.birthplace.prepare import main
     folder = str(tmp_path / "bp")
     shutil.copytree(aug_data["a"], folder)
-    real = data.writer.write_tokens
-
-    def killed_at_aug(path, *a, **k):
-        if path.endswith("aug.bin"):
-            raise KeyboardInterrupt
-        return real(path, *a, **k)
-    monkeypatch.setattr(data.writer, "write_tokens", killed_at_aug)
+    stop_writing_at(monkeypatch, "aug.bin")
     with pytest.raises(KeyboardInterrupt):
         quietly(main, [f"--input={fixture('birthplace')}", f"--out_dir={folder}", "--holdout=50",
                        "--augment=fullname", "--copies=2"])

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import checkpoint
-from conftest import TINY_TRAIN, exit_message, fixture, in_process, quietly, run
+from conftest import TINY_TRAIN, exit_message, fixture, in_process, quietly, run, stop_writing_at
 from data.common import DataError, load_meta, open_tokens
 from optim import configure_optimizers
 from data.tokenizer import same_tokenizer, tokenizer_identity
@@ -418,17 +418,10 @@ def test_a_write_stopped_part_way_leaves_no_meta_that_describes_other_bins(tmp_p
     while it writes a bin leaves a folder that asks to be prepared again, never an old meta.json
     beside new bins; and meta.json itself is replaced whole or not at all."""
     import data.common
-    import data.writer
     folder, spec = str(tmp_path / "d"), {"kind": "char", "chars": "abcdefg"}
     write_dataset(folder, np.arange(100) % 7, np.arange(50) % 7, spec, 7, streams={"side": np.arange(30) % 7})
     assert load_meta(folder)["side_tokens"] == 30 and os.path.getsize(os.path.join(folder, "side.bin")) == 60
-    real = data.writer.write_tokens
-
-    def killed_at_side(path, *a, **k):
-        if path.endswith("side.bin"):
-            raise KeyboardInterrupt
-        return real(path, *a, **k)
-    monkeypatch.setattr(data.writer, "write_tokens", killed_at_side)
+    stop_writing_at(monkeypatch, "side.bin")
     with pytest.raises(KeyboardInterrupt):  # new train.bin (200 tokens) written, then stopped
         write_dataset(folder, np.arange(200) % 7, np.arange(50) % 7, spec, 7, streams={"side": np.arange(40) % 7})
     with pytest.raises(FileNotFoundError, match="meta.json is missing; prepare"):
@@ -445,3 +438,30 @@ def test_a_write_stopped_part_way_leaves_no_meta_that_describes_other_bins(tmp_p
         data.common.write_meta(folder, dict(meta, train_tokens=1))
     monkeypatch.undo()
     assert load_meta(folder) == meta  # the old meta.json, whole
+
+
+def test_a_streamed_prepare_stopped_while_renaming_leaves_no_meta(tmp_path, monkeypatch):
+    """TokenWriter renames train.bin, then val.bin, into place: stopped between the two, the folder
+    has no meta.json (not the old one beside a new train.bin and the old val.bin)."""
+    from data.writer import TokenWriter
+    folder, spec = str(tmp_path / "w"), {"kind": "char", "chars": "abcdefg"}
+
+    def prepare(n):
+        with TokenWriter(folder, 7, spec) as w:
+            w.write(np.arange(n) % 7, np.array([n // 2, n - n // 2]))
+            return w.finish(spec, val_docs=1)
+    meta = prepare(100)
+    assert load_meta(folder) == meta and meta["train_tokens"] == 50
+    real = os.replace
+
+    def stopped_at_val(src, dst):
+        if dst.endswith("val.bin"):
+            raise KeyboardInterrupt
+        real(src, dst)
+    monkeypatch.setattr(os, "replace", stopped_at_val)
+    with pytest.raises(KeyboardInterrupt):
+        prepare(300)
+    monkeypatch.undo()
+    with pytest.raises(FileNotFoundError, match="meta.json is missing; prepare"):
+        load_meta(folder)
+    assert prepare(300)["train_tokens"] == 150 and load_meta(folder)["val_tokens"] == 150
